@@ -1,0 +1,52 @@
+# Two commands do everything: `make run` (execute every notebook, full mode) and `make test`.
+# Both create .venv when it is missing and install the project (editable) with its dev extra.
+
+# The first Python 3.11-3.13 on PATH (TensorFlow 2.21 has no wheels for newer ones).
+PYTHON ?= $(shell for p in python3.12 python3.11 python3.13 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
+	2>/dev/null && echo $$p && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+.PHONY: install run test lint format clean-artifacts
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "error: need Python 3.11, 3.12 or 3.13 on PATH (or make PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+## Execute every notebook in order, in place, in full mode (outputs are committed).
+run: install
+	@for nb in $(NOTEBOOKS); do \
+		echo "== $$nb"; \
+		M2NIST_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+	done
+
+## Lint, unit tests, then every notebook through nbval in quick mode in a throw-away M2NIST_HOME.
+test: install
+	$(BIN)/ruff check .
+	home=$$(mktemp -d) && M2NIST_QUICK=1 M2NIST_HOME=$$home $(BIN)/python -m pytest -q \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=900 tests $(NOTEBOOKS); \
+		status=$$?; rm -rf $$home; exit $$status
+
+lint: install
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Remove generated data and models (they are rebuilt on demand).
+clean-artifacts:
+	rm -rf data models

@@ -1,0 +1,51 @@
+"""The quick/full switch and the artifact folders, read once for the whole series.
+
+Introduced in notebook 01. Environment variables:
+
+- ``M2NIST_QUICK=1`` shrinks sample counts and epochs (CI and ``make test``).
+- ``M2NIST_HOME`` moves ``data/``, ``models/`` and ``img/`` away from the repository root
+  (tests point it at a temporary folder so that they never clobber a full run's artifacts).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _repo_root() -> Path:
+    # An editable install keeps the package inside the checkout; anywhere else, work in the cwd.
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+REPO_ROOT: Path = _repo_root()
+QUICK: bool = _truthy(os.environ.get("M2NIST_QUICK"))
+HOME: Path = Path(os.environ.get("M2NIST_HOME") or REPO_ROOT).expanduser().resolve()
+DATA_DIR: Path = HOME / "data"
+MODELS_DIR: Path = HOME / "models"
+IMG_DIR: Path = HOME / "img"
+
+#: Number of M2NIST images per split, full mode vs quick mode.
+N_IMAGES: dict[str, int] = (
+    {"train": 2_000, "val": 300, "test": 500} if QUICK else {"train": 10_000, "val": 1_000, "test": 2_000}
+)
+
+
+def mode() -> str:
+    """'quick' or 'full', for printing at the top of each notebook."""
+    return "quick" if QUICK else "full"
+
+
+def describe() -> str:
+    """One line naming the mode and where artifacts go (relative to the repository when inside it)."""
+    try:
+        home = HOME.relative_to(REPO_ROOT)
+        where = "the repository root" if str(home) == "." else str(home)
+    except ValueError:
+        where = "$M2NIST_HOME"
+    return f"mode: {mode()} | artifacts (data/, models/, img/) under {where}"

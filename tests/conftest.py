@@ -1,0 +1,36 @@
+"""Shared fixtures. The unit tests never touch the repository's data/ or models/ (see M2NIST_HOME)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from m2nist_utils import mnist
+
+
+@functools.cache
+def sample_pools() -> dict[str, mnist.DigitPool]:
+    """The real offline sample, split once per test session (hypothesis tests call this directly)."""
+    return mnist.split_pools("sample")
+
+
+@pytest.fixture(scope="session")
+def pools() -> dict[str, mnist.DigitPool]:
+    return sample_pools()
+
+
+@pytest.fixture
+def fake_mnist() -> tuple[mnist.DigitPool, mnist.DigitPool]:
+    """Small synthetic MNIST-like (train, test) sets: a filled square whose size encodes the label."""
+    rng = np.random.default_rng(0)
+
+    def make(n: int) -> mnist.DigitPool:
+        labels = np.arange(n, dtype=np.uint8) % 10
+        images = np.zeros((n, 28, 28), np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 4 : 10 + label, 4 : 10 + label] = rng.integers(1, 256)
+        return mnist.DigitPool(images, labels)
+
+    return make(200), make(50)

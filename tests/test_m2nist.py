@@ -1,0 +1,186 @@
+"""The M2NIST generator, its files and its cache (m2nist_utils.m2nist, notebook 01)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import sample_pools
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from m2nist_utils import m2nist
+from m2nist_utils.__main__ import main as cli
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_images=st.integers(1, 40),
+    max_digits=st.integers(1, 3),
+    seed=st.integers(0, 2**31 - 1),
+    split=st.sampled_from(["train", "val", "test"]),
+)
+def test_generator_invariants(n_images, max_digits, seed, split):
+    pool = sample_pools()[split]
+    data = m2nist.compose_images(pool, n_images, max_digits=max_digits, seed=seed)
+    assert data.images.shape == (n_images, 64, 84) and data.images.dtype == np.uint8
+    assert data.class_maps.shape == (n_images, 64, 84) and data.class_maps.dtype == np.uint8
+    counts = (data.sources >= 0).sum(axis=1)
+    assert counts.min() >= 1 and counts.max() <= max_digits
+    assert all(m2nist.check_invariants(data, pool).values())
+    masks = m2nist.to_one_hot(data.class_maps)
+    assert masks.shape == (n_images, 64, 84, 11) and set(np.unique(masks)) <= {0, 1}
+    assert (masks.sum(-1) == 1).all()
+    # Every placed digit's ink appears unchanged somewhere: no stroke was clipped or overwritten.
+    assert (data.images > 0).sum() == sum((pool.images[k] > 0).sum() for k in data.sources[data.sources >= 0])
+    again = m2nist.compose_images(pool, n_images, max_digits=max_digits, seed=seed)
+    assert np.array_equal(again.images, data.images) and np.array_equal(again.class_maps, data.class_maps)
+
+
+def test_check_invariants_catches_an_overlap(pools):
+    data = m2nist.compose_images(pools["train"], 50, seed=0)
+    broken = data.images.copy(), data.class_maps.copy(), data.sources
+    two = np.flatnonzero((data.sources >= 0).sum(1) >= 2)[0]
+    # Paste the image's second digit onto its first: strokes now collide.
+    first, second = (
+        np.argwhere(data.class_maps[two] == pools["train"].labels[k]) for k in data.sources[two, :2]
+    )
+    broken[0][two][tuple(first[: len(second)].T)] = 0
+    assert not m2nist.check_invariants(m2nist.Split(*broken), pools["train"])["no_overlap"]
+
+
+def test_every_digit_count_occurs(pools):
+    data = m2nist.compose_images(pools["train"], 300, seed=3)
+    assert np.bincount((data.sources >= 0).sum(1), minlength=4)[1:].min() > 50
+
+
+def test_class_map_one_hot_round_trip():
+    maps = np.random.default_rng(0).integers(0, 11, (3, 64, 84)).astype(np.uint8)
+    assert np.array_equal(m2nist.to_class_map(m2nist.to_one_hot(maps)), maps)
+    with pytest.raises(ValueError, match="0..10"):
+        m2nist.to_one_hot(np.full((1, 64, 84), 11, np.uint8))
+
+
+def test_compose_rejects_bad_arguments(pools):
+    with pytest.raises(ValueError, match="min_digits"):
+        m2nist.compose_images(pools["train"], 2, max_digits=2, min_digits=3)
+    with pytest.raises(ValueError, match="empty"):
+        m2nist.compose_images(pools["train"]._replace(images=pools["train"].images[:0]), 2)
+
+
+def test_public_format_round_trip(tmp_path, pools):
+    data = m2nist.compose_images(pools["test"], 20, seed=1)
+    m2nist.save_m2nist(tmp_path, data.images, m2nist.to_one_hot(data.class_maps))
+    images, masks = m2nist.load_m2nist(tmp_path)
+    assert images.shape == (20, 64, 84) and masks.shape == (20, 64, 84, 11)
+    assert np.array_equal(images, data.images) and np.array_equal(m2nist.to_class_map(masks), data.class_maps)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def write_pair(folder, images, masks):
+    folder.mkdir(exist_ok=True)
+    np.save(folder / "combined.npy", images)
+    np.save(folder / "segmented.npy", masks)
+
+
+@pytest.mark.parametrize(
+    "images, masks, message",
+    [
+        (
+            np.zeros((2, 64, 80)),
+            np.zeros((2, 64, 84, 11)),
+            r"combined\.npy: expected shape \(N, 64, 84\), got \(2, 64, 80\)",
+        ),
+        (
+            np.zeros((2, 64, 84)),
+            np.zeros((2, 64, 84, 10)),
+            r"segmented\.npy: expected shape \(N, 64, 84, 11\), got \(2, 64, 84, 10\)",
+        ),
+        (np.zeros((3, 64, 84)), np.zeros((2, 64, 84, 11)), "3 images but segmented.npy 2 masks"),
+        (np.full((1, 64, 84), 300.0), np.zeros((1, 64, 84, 11)), r"combined\.npy: values must lie in 0..255"),
+    ],
+    ids=["image-shape", "channels", "count", "range"],
+)
+def test_bad_public_files_are_named(tmp_path, images, masks, message):
+    write_pair(tmp_path, images, masks)
+    with pytest.raises(ValueError, match=message):
+        m2nist.load_m2nist(tmp_path)
+
+
+def test_missing_and_pickled_public_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="combined.npy"):
+        m2nist.load_m2nist(tmp_path)
+    write_pair(tmp_path, np.empty(2, dtype=object), np.zeros((2, 64, 84, 11)))
+    with pytest.raises(ValueError, match=r"combined\.npy: not a readable"):
+        m2nist.load_m2nist(tmp_path)
+
+
+def test_save_refuses_mismatched_arrays_and_keeps_old_files(tmp_path, pools):
+    data = m2nist.compose_images(pools["test"], 5, seed=1)
+    m2nist.save_m2nist(tmp_path, data.images, m2nist.to_one_hot(data.class_maps))
+    before = (tmp_path / "combined.npy").read_bytes()
+    with pytest.raises(ValueError, match=r"masks must have shape \(5, 64, 84, 11\)"):
+        m2nist.save_m2nist(tmp_path, data.images, np.zeros((5, 64, 84, 10), np.uint8))
+    assert (tmp_path / "combined.npy").read_bytes() == before
+
+
+def test_interrupted_write_leaves_old_file(tmp_path):
+    target = tmp_path / "x.bin"
+    target.write_bytes(b"old")
+
+    def crash(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        m2nist.atomic_save(target, crash)
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_split_cache_is_reused_and_rebuilt(tmp_path):
+    first = m2nist.load_or_create_split("val", n_images=30, source="sample", folder=tmp_path)
+    path = m2nist.dataset_path("val", tmp_path)
+    stamp = path.stat().st_mtime_ns
+    again = m2nist.load_or_create_split("val", n_images=30, source="sample", folder=tmp_path)
+    assert path.stat().st_mtime_ns == stamp and np.array_equal(first.images, again.images)
+    bigger = m2nist.load_or_create_split("val", n_images=40, source="sample", folder=tmp_path)
+    assert len(bigger.images) == 40
+    path.write_bytes(b"corrupted")
+    rebuilt = m2nist.load_or_create_split("val", n_images=40, source="sample", folder=tmp_path)
+    assert np.array_equal(rebuilt.images, bigger.images)
+    with pytest.raises(ValueError, match="unknown split"):
+        m2nist.load_or_create_split("holdout", folder=tmp_path)
+
+
+def test_splits_use_their_own_pools(tmp_path, pools):
+    test = m2nist.load_or_create_split("test", n_images=50, source="sample", folder=tmp_path)
+    assert all(m2nist.check_invariants(test, pools["test"]).values())
+
+
+def test_cli_generate(tmp_path, capsys):
+    assert (
+        cli(
+            [
+                "generate",
+                "--out",
+                str(tmp_path / "out"),
+                "--n-images",
+                "12",
+                "--source",
+                "sample",
+                "--split",
+                "test",
+            ]
+        )
+        == 0
+    )
+    images, masks = m2nist.load_m2nist(tmp_path / "out")
+    assert images.shape == (12, 64, 84) and masks.shape == (12, 64, 84, 11)
+    assert "wrote 12 images" in capsys.readouterr().out
+
+
+def test_cli_bad_source_exits_2(tmp_path, capsys):
+    assert (
+        cli(["generate", "--out", str(tmp_path), "--n-images", "3", "--source", str(tmp_path / "none.npz")])
+        == 2
+    )
+    assert "error:" in capsys.readouterr().err
