@@ -14,7 +14,6 @@ strokes from overlapping (the original article's generator could overlap or drop
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -22,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import config
+from .files import atomic_save
 from .mnist import DigitPool, resolve_source, split_pools
 
 HEIGHT, WIDTH = 64, 84
@@ -156,24 +156,6 @@ def stream_batches(
 # ----------------------------------------------------------------------------------------------------
 # Files: the public M2NIST format and the project's own cache
 # ----------------------------------------------------------------------------------------------------
-def atomic_save(path: str | os.PathLike, write) -> Path:
-    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into place.
-
-    An interrupted write leaves the old file (or none) behind, never half a file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_m2nist(folder: str | os.PathLike, images: np.ndarray, masks: np.ndarray) -> None:
     """Write the public M2NIST format into ``folder``, atomically.
 

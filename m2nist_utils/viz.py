@@ -118,3 +118,240 @@ def plot_bars(values: dict[str, float] | list[float], title: str, ylabel: str, l
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
+
+
+def plot_history(
+    history: dict[str, list[float]], metrics: tuple[str, ...] = ("loss", "accuracy")
+) -> plt.Figure:
+    """Learning curves: one panel per metric, training and validation (``val_`` keys) per epoch."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], metrics):
+        epochs = np.arange(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], label="train")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(confusion: np.ndarray, labels=None, title: str = "Confusion matrix") -> plt.Figure:
+    """A confusion matrix (rows = truth, columns = prediction) with counts written in the cells."""
+    n = len(confusion)
+    labels = labels if labels is not None else [str(i) for i in range(n)]
+    fig, ax = plt.subplots(figsize=(0.5 * n + 2, 0.5 * n + 1.5))
+    ax.imshow(np.log1p(confusion), cmap="Blues")
+    for (i, j), count in np.ndenumerate(confusion):
+        if count:
+            color = "white" if confusion[i, j] > confusion.max() / 3 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color=color)
+    ax.set_xticks(range(n), labels)
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_digits(images: np.ndarray, titles: list[str], n_cols: int = 10) -> plt.Figure:
+    """Small images in a grid, each with a title (e.g. "7 -> 1" for a misclassified digit)."""
+    n = len(images)
+    rows = max(1, int(np.ceil(n / n_cols)))
+    fig, axes = plt.subplots(rows, n_cols, figsize=(1.2 * n_cols, 1.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, title in zip(axes.ravel(), images, titles):
+        ax.imshow(image, cmap="gray_r")
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_maps(image: np.ndarray, features: np.ndarray, title: str | None = None) -> plt.Figure:
+    """An input image beside each channel of a feature map.
+
+    Args:
+        image: uint8 (H, W). features: float (h, w, C), e.g. ``pool2`` (14, 19, 8).
+    """
+    n = features.shape[-1]
+    cols = min(n + 1, 5)
+    rows = int(np.ceil((n + 1) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.0 * rows), squeeze=False)
+    axes = axes.ravel()
+    axes[0].imshow(image, cmap="gray", vmin=0, vmax=255)
+    axes[0].set_title("input", fontsize=9)
+    for c in range(n):
+        axes[c + 1].imshow(features[..., c], cmap="magma", interpolation="nearest")
+        axes[c + 1].set_title(f"channel {c}", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_score_map(image: np.ndarray, scores: np.ndarray, title: str | None = None) -> plt.Figure:
+    """A sliding-window classifier's output: the input, the winning class per window, and its confidence.
+
+    Args:
+        image: uint8 (H, W). scores: float (h, w, 10) class scores (logits) per window position.
+    """
+    probabilities = np.exp(scores - scores.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 2.9))
+    axes[0].imshow(image, cmap="gray", vmin=0, vmax=255)
+    axes[0].set_title("input")
+    axes[1].imshow(colorize(probabilities.argmax(-1)), interpolation="nearest")
+    axes[1].set_title(f"winning class per window ({scores.shape[0]}x{scores.shape[1]})")
+    shown = axes[2].imshow(probabilities.max(-1), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    axes[2].set_title("its probability")
+    fig.colorbar(shown, ax=axes[2], fraction=0.035)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    class_legend(axes[1], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_predictions(
+    images: np.ndarray, true_maps: np.ndarray, pred_maps: np.ndarray, n: int = 8, title: str | None = None
+) -> plt.Figure:
+    """Rows: input, ground truth, prediction, for ``n`` images (class maps uint8 (N, 64, 84))."""
+    n = min(n, len(images))
+    fig, axes = plt.subplots(3, n, figsize=(2.1 * n, 5.2), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        axes[1, i].imshow(colorize(true_maps[i]), interpolation="nearest")
+        axes[2, i].imshow(colorize(pred_maps[i]), interpolation="nearest")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for row, label in enumerate(("input", "truth", "prediction")):
+        axes[row, 0].set_ylabel(label)
+    class_legend(axes[2, -1], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------
+# Mask panels as pixels (the interactive viewer in ``widgets`` shows these; no figure is created)
+# ----------------------------------------------------------------------------------------------------
+#: What each pixel of an error map can be, in the order of the rows of ``ERROR_COLORS``.
+ERROR_NAMES = ("correct digit", "missed digit", "wrong digit", "false alarm", "correct background")
+#: Error map colours, RGB in [0, 1]: green = digit found with the right class, blue = digit predicted as
+#: background, red = digit predicted as another digit, amber = background predicted as a digit, and the
+#: background colour of ``CLASS_COLORS`` for background predicted as background.
+ERROR_COLORS = np.array(
+    [
+        [0.2, 0.8, 0.2],
+        [0.2, 0.45, 1.0],
+        [0.9, 0.1, 0.1],
+        [1.0, 0.75, 0.0],
+        CLASS_COLORS[BACKGROUND],
+    ]
+)
+#: White pixels between the panels of :func:`render_masks`.
+PANEL_GAP = 4
+
+
+def to_rgb8(rgb: np.ndarray) -> np.ndarray:
+    """RGB float (..., 3) in [0, 1] -> RGB uint8 (..., 3), rounding ``255 * x``."""
+    return np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def render_masks(
+    image: np.ndarray,
+    true_map: np.ndarray,
+    pred_map: np.ndarray | None = None,
+    channel: int | str = "all",
+    scale: int = 3,
+    gap: int = PANEL_GAP,
+) -> np.ndarray:
+    """Side-by-side panels as one RGB image: input, truth and, given a prediction, prediction and errors.
+
+    Introduced in notebook 06 (the interactive viewer of ``widgets``), which shows it without a figure.
+
+    Args:
+        image: uint8 (H, W), e.g. (64, 84). true_map, pred_map: class maps uint8 (H, W), 10 = background.
+        channel: ``"all"`` shows every class in its ``CLASS_COLORS`` colour; a digit 0-9, or
+            ``"background"`` / 10, shows that channel's mask alone, white on black.
+        scale: each panel is enlarged by this integer factor (nearest neighbour, so pixels stay crisp).
+        gap: white pixels between panels.
+
+    Returns:
+        RGB uint8 (H * scale, n * W * scale + (n - 1) * gap, 3) with n = 2 panels, or 4 with a prediction.
+        The error panel colours pixels by ``ERROR_COLORS`` (see ``ERROR_NAMES``); for a single channel it
+        compares that channel's mask only, so a pixel is "correct digit" (in both masks), "missed digit",
+        "false alarm" or "correct background" (in neither), never "wrong digit".
+    """
+    image, true_map = np.asarray(image), np.asarray(true_map)
+    if image.ndim != 2:
+        raise ValueError(f"image must have shape (H, W), e.g. (64, 84), got {image.shape}")
+    _check_class_map("true_map", true_map, image.shape)
+    if pred_map is not None:
+        pred_map = np.asarray(pred_map)
+        _check_class_map("pred_map", pred_map, image.shape)
+    if isinstance(scale, bool) or not isinstance(scale, int | np.integer) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    index = _channel_index(channel)
+
+    def mask(class_map: np.ndarray) -> np.ndarray:
+        if index is None:
+            return colorize(class_map)
+        return np.repeat((class_map == index)[..., None], 3, axis=-1).astype(np.float64)
+
+    panels = [np.repeat((image.astype(np.float64) / 255.0)[..., None], 3, axis=-1), mask(true_map)]
+    if pred_map is not None:
+        panels += [mask(pred_map), ERROR_COLORS[_error_codes(true_map, pred_map, index)]]
+    height = image.shape[0] * scale
+    white = np.full((height, gap, 3), 255, np.uint8)
+    row: list[np.ndarray] = []
+    for panel in panels:
+        if row:
+            row.append(white)
+        row.append(np.repeat(np.repeat(to_rgb8(panel), scale, axis=0), scale, axis=1))
+    return np.concatenate(row, axis=1)
+
+
+def _check_class_map(name: str, class_map: np.ndarray, shape: tuple[int, ...]) -> None:
+    if class_map.shape != shape:
+        raise ValueError(f"{name} must be a class map of the image's shape {shape}, got {class_map.shape}")
+    if class_map.size and (class_map.min() < 0 or class_map.max() > BACKGROUND):
+        raise ValueError(
+            f"{name} must hold classes 0..{BACKGROUND}, got {class_map.min()}..{class_map.max()}"
+        )
+
+
+def _channel_index(channel: int | str) -> int | None:
+    """``"all"`` -> None; ``"background"`` -> 10; a class 0-10 -> itself."""
+    if isinstance(channel, str):
+        if channel in ("all", "background"):
+            return None if channel == "all" else BACKGROUND
+    elif (
+        isinstance(channel, int | np.integer) and not isinstance(channel, bool) and 0 <= channel <= BACKGROUND
+    ):
+        return int(channel)
+    raise ValueError(f"channel must be 'all', a digit 0-9, or 'background' / 10, got {channel!r}")
+
+
+def _error_codes(true_map: np.ndarray, pred_map: np.ndarray, index: int | None) -> np.ndarray:
+    """Per pixel, the row of ``ERROR_COLORS`` that describes it (see :func:`render_masks`)."""
+    if index is None:
+        true_in, pred_in = true_map != BACKGROUND, pred_map != BACKGROUND
+        hit = true_in & (pred_map == true_map)
+        wrong = true_in & pred_in & ~hit
+    else:
+        true_in, pred_in = true_map == index, pred_map == index
+        hit = true_in & pred_in
+        wrong = np.zeros_like(hit)
+    return np.select([hit, true_in & ~pred_in, wrong, ~true_in & pred_in], [0, 1, 2, 3], default=4)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 
+from m2nist_utils import mnist
+
 import numpy as np
 import pytest
-
-from m2nist_utils import mnist
 
 
 @functools.cache

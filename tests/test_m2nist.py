@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from m2nist_utils import files, m2nist
+from m2nist_utils.__main__ import main as cli
+
 import numpy as np
 import pytest
 from conftest import sample_pools
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from m2nist_utils import m2nist
-from m2nist_utils.__main__ import main as cli
 
 
 @settings(max_examples=25, deadline=None)
@@ -73,7 +73,7 @@ def test_public_format_round_trip(tmp_path, pools):
     images, masks = m2nist.load_m2nist(tmp_path)
     assert images.shape == (20, 64, 84) and masks.shape == (20, 64, 84, 11)
     assert np.array_equal(images, data.images) and np.array_equal(m2nist.to_class_map(masks), data.class_maps)
-    assert not list(tmp_path.glob("*.tmp"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["combined.npy", "segmented.npy"]
 
 
 def write_pair(folder, images, masks):
@@ -132,7 +132,7 @@ def test_interrupted_write_leaves_old_file(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        m2nist.atomic_save(target, crash)
+        files.atomic_save(target, crash)
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
 
 

@@ -6,10 +6,10 @@ import gzip
 import socket
 import struct
 
+from m2nist_utils import mnist
+
 import numpy as np
 import pytest
-
-from m2nist_utils import mnist
 
 
 def write_idx(path, array: np.ndarray, compress: bool) -> None:

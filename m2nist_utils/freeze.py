@@ -1,0 +1,202 @@
+"""Frozen graphs: a Keras model as one TensorFlow GraphDef with its weights folded into constants.
+
+Introduced in notebook 03; notebook 04 cuts the frozen CNN open, notebook 05 freezes the FCN.
+
+Every layer of the frozen model gets a stable node of its own name (an ``Identity`` on the layer's
+output), so ``pool2`` can be fetched as ``pool2:0`` whatever suffixes TensorFlow gave the ops around it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
+
+from ._tf import keras, tf
+from .files import atomic_save
+
+
+def freeze_model(
+    model: keras.Model,
+    path: str | os.PathLike,
+    input_name: str = "image",
+    output_name: str = "logits",
+    layer_outputs: bool = True,
+    pbtxt: bool = True,
+) -> tf.compat.v1.GraphDef:
+    """Write ``model`` as a binary GraphDef (``.pb``, plus a readable ``.pbtxt`` beside it).
+
+    Args:
+        model: a built Keras model with one input and one output.
+        path: the ``.pb`` file to write (atomically).
+        input_name: name of the input placeholder, fed as ``<input_name>:0``; shape (None, *input shape).
+        output_name: name of the output node, fetched as ``<output_name>:0``.
+        layer_outputs: also give every layer's output a node named after the layer (``conv1``, ``pool2``...).
+        pbtxt: also write the text form, for reading.
+
+    Returns:
+        The frozen GraphDef.
+    """
+    named = {}
+    if layer_outputs:
+        named = {
+            layer.name: layer.output
+            for layer in model.layers
+            if not isinstance(layer, keras.layers.InputLayer) and layer.output is not model.outputs[0]
+        }
+    # The probe keeps the model's name so that the op names in the graph do not depend on how many
+    # Keras models this session has built before.
+    probe = (
+        keras.Model(model.inputs, [model.outputs[0], *named.values()], name=model.name) if named else model
+    )
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=input_name)
+
+    # A fresh tf.function per export: a reused one can hand back an older, more general trace.
+    @tf.function(input_signature=[spec])
+    def serve(image):
+        outputs = probe(image, training=False)
+        outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+        result = {output_name: tf.identity(outputs[0], name=output_name)}
+        for (name, _), tensor in zip(named.items(), outputs[1:]):
+            result[name] = tf.identity(tensor, name=name)
+        return result
+
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+    graph_def = frozen.graph.as_graph_def()
+    path = Path(path)
+    atomic_save(path, lambda f: f.write(graph_def.SerializeToString()))
+    if pbtxt:
+        atomic_save(
+            path.with_suffix(".pbtxt"), lambda f: f.write(text_format.MessageToString(graph_def).encode())
+        )
+    return graph_def
+
+
+def read_graph_def(path: str | os.PathLike) -> tf.compat.v1.GraphDef:
+    """Parse a binary GraphDef; a missing or corrupted file gets an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"frozen graph not found: {path}")
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(path.read_bytes())
+    except DecodeError as exc:
+        raise ValueError(f"{path}: not a binary TensorFlow GraphDef ({exc})") from exc
+    if not graph_def.node:
+        raise ValueError(f"{path}: the GraphDef holds no nodes (empty or not a frozen graph)")
+    return graph_def
+
+
+def graph_nodes(graph_def: tf.compat.v1.GraphDef) -> list[tuple[str, str]]:
+    """(name, op) of every node, in graph order."""
+    return [(node.name, node.op) for node in graph_def.node]
+
+
+def node_table(graph_def: tf.compat.v1.GraphDef, names: list[str] | None = None) -> list[dict[str, str]]:
+    """Rows (node, op, output shape) for the nodes in ``names`` (in that order; default: all, in graph order).
+
+    Shapes come from importing the graph and reading TensorFlow's static shape inference.
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    rows = []
+    for node in graph_def.node:
+        if names is not None and node.name not in names:
+            continue
+        outputs = graph.get_operation_by_name(node.name).outputs
+        shape = (
+            str(tuple(outputs[0].shape.as_list())) if outputs and outputs[0].shape.rank is not None else ""
+        )
+        rows.append({"node": node.name, "op": node.op, "output shape": shape.replace("None", "?")})
+    if names is not None:
+        rows.sort(key=lambda row: names.index(row["node"]))
+    return rows
+
+
+def load_frozen_graph(
+    path: str | os.PathLike,
+    inputs: str = "image",
+    outputs: str | list[str] = "logits",
+    input_shape: tuple[int, ...] | None = None,
+):
+    """Reload a frozen GraphDef as a callable TensorFlow function.
+
+    Args:
+        path: the ``.pb`` file.
+        inputs: the input node (``"image"`` or ``"image:0"``).
+        outputs: one node name or a list of them; any intermediate node works (``"pool2"``).
+        input_shape: a new input shape (H, W, C) to map onto ``inputs`` (``input_map``), e.g. (64, 84, 1)
+            for the M2NIST images; only the nodes needed for ``outputs`` are imported, so a head that
+            cannot take the new shape (``flatten``, the dense layers) is simply left out.
+
+    Returns:
+        A function: float32 tensor (N, *shape) -> one tensor, or a list when ``outputs`` is a list.
+    """
+    graph_def = read_graph_def(path)
+    names = {node.name for node in graph_def.node}
+    wanted = [outputs] if isinstance(outputs, str) else list(outputs)
+    input_node = _node_name(inputs)
+    for name in [input_node, *map(_node_name, wanted)]:
+        if name not in names:
+            raise ValueError(
+                f"{path}: no node named {name!r}; nodes: {', '.join(n for n, _ in graph_nodes(graph_def))}"
+            )
+    if input_shape is None:
+        shape = next(node for node in graph_def.node if node.name == input_node).attr["shape"].shape
+        input_shape = tuple(d.size if d.size >= 0 else None for d in shape.dim)[1:]
+    graph_def = _ancestors(graph_def, [_node_name(n) for n in wanted])
+
+    def import_graph(image):
+        tf.compat.v1.import_graph_def(graph_def, input_map={f"{input_node}:0": image}, name="frozen")
+
+    spec = tf.TensorSpec((None, *input_shape), tf.float32)
+    try:
+        wrapped = tf.compat.v1.wrap_function(import_graph, [spec])
+    except ValueError as exc:
+        raise ValueError(f"{path}: the graph cannot take input shape {(None, *input_shape)} ({exc})") from exc
+    fetches = [wrapped.graph.get_tensor_by_name(f"frozen/{_tensor_name(n)}") for n in wanted]
+    function = wrapped.prune(feeds=wrapped.inputs, fetches=fetches)
+    if isinstance(outputs, str):
+        return lambda x: function(tf.convert_to_tensor(x, tf.float32))[0]
+    return lambda x: function(tf.convert_to_tensor(x, tf.float32))
+
+
+def _ancestors(graph_def: tf.compat.v1.GraphDef, outputs: list[str]) -> tf.compat.v1.GraphDef:
+    """The sub-graph that ``outputs`` depend on (what the deprecated ``extract_sub_graph`` did)."""
+    nodes = {node.name: node for node in graph_def.node}
+    keep, todo = set(), list(outputs)
+    while todo:
+        name = todo.pop()
+        if name not in keep:
+            keep.add(name)
+            todo += [_node_name(i.lstrip("^")) for i in nodes[name].input]
+    sub = tf.compat.v1.GraphDef()
+    sub.versions.CopyFrom(graph_def.versions)
+    sub.library.CopyFrom(graph_def.library)
+    sub.node.extend(node for node in graph_def.node if node.name in keep)
+    return sub
+
+
+def _node_name(name: str) -> str:
+    return name.split(":")[0]
+
+
+def _tensor_name(name: str) -> str:
+    return name if ":" in name else f"{name}:0"
+
+
+def ensure_frozen_cnn(path: str | os.PathLike | None = None) -> Path:
+    """``models/cnn_frozen.pb``, frozen first from ``models/cnn.keras`` (trained if needed) when missing."""
+    from . import config, models
+
+    path = Path(path or config.MODELS_DIR / "cnn_frozen.pb")
+    try:
+        read_graph_def(path)
+    except (FileNotFoundError, ValueError):
+        freeze_model(models.load_or_create_cnn(), path)
+    return path

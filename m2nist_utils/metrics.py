@@ -1,0 +1,67 @@
+"""Segmentation and classification metrics, computed from confusion matrices (notebooks 02 and 05).
+
+Segmentation IoU is **pooled**: intersections and unions are summed over all evaluated pixels of all images
+before dividing. ``mean_iou`` is the mean over the ten digit classes, background excluded; a class absent
+from both truth and prediction has no IoU (NaN) and is left out of the mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_CLASSES = 11
+BACKGROUND = 10
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
+    """int64 (n_classes, n_classes): rows = true class, columns = predicted class.
+
+    Args:
+        true, pred: integer arrays of the same shape (class maps (N, 64, 84), or labels (N,)).
+    """
+    true, pred = np.asarray(true), np.asarray(pred)
+    if true.shape != pred.shape:
+        raise ValueError(f"truth has shape {true.shape} but prediction {pred.shape}")
+    for name, a in (("truth", true), ("prediction", pred)):
+        if a.size and (a.min() < 0 or a.max() >= n_classes):
+            raise ValueError(f"{name} holds values outside 0..{n_classes - 1}: {a.min()}..{a.max()}")
+    flat = true.astype(np.int64).ravel() * n_classes + pred.astype(np.int64).ravel()
+    return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def per_class_iou(confusion: np.ndarray) -> np.ndarray:
+    """IoU per class from a confusion matrix: TP / (TP + FP + FN); NaN where the union is empty."""
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def scores_from_confusion(confusion: np.ndarray) -> dict[str, object]:
+    """The series' segmentation report from an 11x11 pixel confusion matrix.
+
+    Returns ``per_class_iou`` (10 floats, digits 0-9), ``mean_iou`` (their mean), ``background_iou``,
+    ``digit_iou`` (any digit vs background, ignoring which digit) and ``pixel_accuracy``.
+    """
+    if confusion.shape != (N_CLASSES, N_CLASSES):
+        raise ValueError(f"expected an 11x11 confusion matrix, got {confusion.shape}")
+    iou = per_class_iou(confusion)
+    digit = np.arange(N_CLASSES) != BACKGROUND
+    binary = np.array(
+        [
+            [confusion[digit][:, digit].sum(), confusion[digit][:, ~digit].sum()],
+            [confusion[~digit][:, digit].sum(), confusion[~digit][:, ~digit].sum()],
+        ]
+    )
+    return {
+        "per_class_iou": [float(v) for v in iou[:BACKGROUND]],
+        "mean_iou": float(np.nanmean(iou[:BACKGROUND])),
+        "background_iou": float(iou[BACKGROUND]),
+        "digit_iou": float(per_class_iou(binary)[0]),
+        "pixel_accuracy": float(np.trace(confusion) / confusion.sum()),
+    }
+
+
+def segmentation_scores(true_maps: np.ndarray, pred_maps: np.ndarray) -> dict[str, object]:
+    """:func:`scores_from_confusion` for class maps uint8 (N, 64, 84), 10 = background."""
+    return scores_from_confusion(confusion_matrix(true_maps, pred_maps))

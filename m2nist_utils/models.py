@@ -1,0 +1,280 @@
+"""The networks of the series and how they are trained.
+
+- :func:`build_cnn`, :func:`train_cnn`, :func:`load_or_create_cnn`: the article's MNIST classifier
+  (notebook 02).
+- :func:`shape_table`: the layer-by-layer shape walk-through that notebooks print.
+- :func:`describe_device`, :func:`distribution_strategy`: what TensorFlow trains on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from ._tf import keras, tf
+from .files import atomic_save_to_path
+from .mnist import DigitPool, split_pools
+
+CNN_LAYERS = ("conv1", "pool1", "conv2", "pool2", "flatten", "dense32", "dense10")
+CNN_EPOCHS = 6 if config.QUICK else 40
+
+
+# ----------------------------------------------------------------------------------------------------
+# Devices
+# ----------------------------------------------------------------------------------------------------
+def describe_device() -> str:
+    """One line naming what TensorFlow computes on: the visible GPUs, else the CPU and its cores."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+        return f"{len(gpus)} GPU(s): {', '.join(names)}"
+    return f"CPU ({os.cpu_count()} cores visible)"
+
+
+def distribution_strategy() -> tf.distribute.Strategy:
+    """Mirrored over all GPUs when there are several, the single device (GPU or CPU) otherwise."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The article's CNN
+# ----------------------------------------------------------------------------------------------------
+def build_cnn() -> keras.Model:
+    """The article's MNIST classifier, layer for layer (about 7.5k parameters; notebook 02).
+
+    Input ``image`` float32 (None, 28, 28, 1) in [0, 1]; output: 10 logits, from ``dense10``.
+    """
+    x = inputs = keras.Input((28, 28, 1), name="image")
+    x = keras.layers.Conv2D(8, 5, activation="relu", name="conv1")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(32, activation="relu", name="dense32")(x)
+    logits = keras.layers.Dense(10, name="dense10")(x)
+    return keras.Model(inputs, logits, name="cnn")
+
+
+def shape_table(model: keras.Model, input_shape: tuple[int, ...] | None = None) -> list[dict[str, str]]:
+    """Rows (layer, kernel, stride, output H x W x C) computed from the layers themselves.
+
+    ``input_shape`` (H, W, C) re-runs the shape arithmetic for another input size, e.g. (64, 84, 1)
+    through the convolutional part of a classifier.
+    """
+    shape = tuple(input_shape or model.input_shape[1:])
+    rows = [{"layer": "input", "kernel": "", "stride": "", "output": _fmt(shape)}]
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+        stride = getattr(layer, "strides", None)
+        shape = tuple(layer.compute_output_shape((None, *shape))[1:])
+        rows.append(
+            {
+                "layer": layer.name,
+                "kernel": "x".join(map(str, kernel)) if kernel else "",
+                "stride": "x".join(map(str, stride)) if stride else "",
+                "output": _fmt(shape),
+            }
+        )
+    return rows
+
+
+def format_table(rows: list[dict[str, object]]) -> str:
+    """A plain-text table of dict rows with aligned columns, for printing in notebooks."""
+    keys = list(rows[0])
+    widths = {k: max(len(str(k)), *(len(str(r[k])) for r in rows)) for k in keys}
+    lines = ["  ".join(str(k).ljust(widths[k]) for k in keys)]
+    lines.append("  ".join("-" * widths[k] for k in keys))
+    lines += ["  ".join(str(r[k]).ljust(widths[k]) for k in keys) for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt(shape: tuple) -> str:
+    return " x ".join("?" if d is None else str(d) for d in shape)
+
+
+def digit_dataset(
+    pool: DigitPool, batch_size: int = 64, max_shift: int = 0, shuffle: bool = False, seed: int = 0
+) -> tf.data.Dataset:
+    """Batches of (images float32 (B, 28, 28, 1) in [0, 1], labels int32 (B,)).
+
+    ``max_shift`` > 0 moves each digit by up to that many pixels in each direction, drawn afresh every
+    epoch (zero-padded, then randomly cropped back to 28x28).
+    """
+    x = pool.images[..., None].astype(np.float32) / 255.0
+    ds = tf.data.Dataset.from_tensor_slices((x, pool.labels.astype(np.int32)))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if max_shift:
+        pad = [[max_shift, max_shift], [max_shift, max_shift], [0, 0]]
+
+        def shift(image, label):
+            padded = tf.pad(image, pad)
+            return tf.image.random_crop(padded, (28, 28, 1)), label
+
+        ds = ds.map(shift, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def train_cnn(
+    model: keras.Model,
+    pools: dict[str, DigitPool],
+    epochs: int = CNN_EPOCHS,
+    batch_size: int = 64,
+    max_shift: int = 2,
+    learning_rate: float = 1e-2,
+    seed: int = 0,
+    verbose: int = 2,
+) -> keras.callbacks.History:
+    """Train the classifier on the train pool, validating on the val pool (notebook 02).
+
+    Adam with a cosine-decaying learning rate; random shifts of up to ``max_shift`` pixels, because the
+    FCN built from this network later looks at digits that are not centred.
+    """
+    train = digit_dataset(pools["train"], batch_size, max_shift=max_shift, shuffle=True, seed=seed)
+    val = digit_dataset(pools["val"], 256)
+    steps = epochs * int(np.ceil(len(pools["train"].labels) / batch_size))
+    model.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    # The dataset shuffles itself; shuffle=False only stops Keras from warning about it.
+    return model.fit(train, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False)
+
+
+def predict_digits(model: keras.Model, pool: DigitPool, batch_size: int = 512) -> np.ndarray:
+    """Predicted labels int (N,) for a pool of 28x28 digits."""
+    logits = model.predict(
+        pool.images[..., None].astype(np.float32) / 255.0, batch_size=batch_size, verbose=0
+    )
+    return np.argmax(logits, axis=-1)
+
+
+def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """``model.save`` to a temporary ``.keras`` file, then rename: never half a model on disk."""
+    return atomic_save_to_path(path, model.save)
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """``keras.models.load_model`` with a clear error naming a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        return keras.models.load_model(path)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad archive
+        raise ValueError(f"{path}: not a loadable Keras model ({type(exc).__name__}: {exc})") from exc
+
+
+def cnn_path() -> Path:
+    return config.MODELS_DIR / "cnn.keras"
+
+
+def load_or_create_cnn(source: str | None = "auto", seed: int = 0, verbose: int = 0) -> keras.Model:
+    """``models/cnn.keras``, trained (and saved) first when it is missing or unreadable."""
+    try:
+        return load_model(cnn_path())
+    except (FileNotFoundError, ValueError):
+        pass
+    keras.utils.set_random_seed(seed)
+    model = build_cnn()
+    train_cnn(model, split_pools(source, seed=seed), seed=seed, verbose=verbose)
+    save_model(model, cnn_path())
+    return model
+
+
+# ----------------------------------------------------------------------------------------------------
+# FCN surgery (notebook 04)
+# ----------------------------------------------------------------------------------------------------
+class FrozenFeatures(keras.layers.Layer):
+    """A frozen graph's intermediate tensor as a Keras layer (no trainable weights; notebook 04).
+
+    Args:
+        function: from :func:`m2nist_utils.freeze.load_frozen_graph`, float32 (N, H, W, 1) -> (N, h, w, C).
+        output_shape: (h, w, C) of its output for the model's input size, e.g. (14, 19, 8) for ``pool2``.
+    """
+
+    def __init__(self, function, output_shape: tuple[int, int, int], **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.function = function
+        self.feature_shape = tuple(output_shape)
+
+    def call(self, images):
+        features = self.function(images)
+        return tf.ensure_shape(features, (None, *self.feature_shape))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.feature_shape)
+
+
+def build_article_fcn(features: keras.layers.Layer, n_classes: int = 10) -> keras.Model:
+    """The article's FCN on top of frozen ``pool2`` features (14x19x8 for a 64x84 input).
+
+    1x1 conv (32, ReLU) in place of ``dense32``, 1x1 conv to ``n_classes`` in place of ``dense10``, then two
+    transposed convolutions, kernel 4 and 6, stride 2, 'valid': 14x19 -> 30x40 -> 64x84, and a per-pixel
+    softmax. The article used 10 classes (no background); pass 11 to add it.
+    """
+    x = inputs = keras.Input((64, 84, 1), name="image")
+    x = features(x)
+    x = keras.layers.Conv2D(32, 1, activation="relu", name="score32")(x)
+    x = keras.layers.Conv2D(n_classes, 1, name="score")(x)
+    x = keras.layers.Conv2DTranspose(n_classes, 4, strides=2, padding="valid", name="upsample1")(x)
+    x = keras.layers.Conv2DTranspose(n_classes, 6, strides=2, padding="valid", name="upsample2")(x)
+    outputs = keras.layers.Softmax(name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"article_fcn_{n_classes}")
+
+
+def convolutionalize(cnn: keras.Model, input_shape: tuple = (None, None, 1)) -> keras.Model:
+    """The classifier as a fully-convolutional network carrying the same trained weights.
+
+    ``dense32`` becomes a 5x5 convolution (its 200x32 kernel reshaped to 5x5x8x32, matching the row-major
+    order in which ``flatten`` laid out the 5x5x8 ``pool2`` map) and ``dense10`` a 1x1 convolution. On a
+    28x28 input the output is 1x1x10, the CNN's logits; on a larger input it is a map of class scores, one
+    per 28x28 window at a stride of 4 pixels.
+    """
+    x = inputs = keras.Input(input_shape, name="image")
+    for name in ("conv1", "pool1", "conv2", "pool2"):
+        layer = cnn.get_layer(name)
+        x = layer.__class__.from_config(layer.get_config())(x)
+    x = keras.layers.Conv2D(32, 5, activation="relu", name="dense32_conv")(x)
+    x = keras.layers.Conv2D(10, 1, name="dense10_conv")(x)
+    fcn = keras.Model(inputs, x, name="cnn_convolutionalized")
+    for name in ("conv1", "conv2"):
+        fcn.get_layer(name).set_weights(cnn.get_layer(name).get_weights())
+    kernel, bias = cnn.get_layer("dense32").get_weights()
+    fcn.get_layer("dense32_conv").set_weights([kernel.reshape(5, 5, 8, 32), bias])
+    kernel, bias = cnn.get_layer("dense10").get_weights()
+    fcn.get_layer("dense10_conv").set_weights([kernel.reshape(1, 1, 32, 10), bias])
+    return fcn
+
+
+def receptive_fields(model: keras.Model, start: tuple[float, float] = (1, 1)) -> list[dict[str, object]]:
+    """Per layer: receptive field (pixels of the input one output pixel depends on) and stride (jump).
+
+    Standard recurrence: r_out = r_in + (k - 1) * j_in, j_out = j_in * s. A transposed convolution with
+    kernel k and stride s makes each output pixel depend on ceil(k / s) input pixels and divides the jump.
+    ``start`` = (field, jump) of the model's input, for a model built on features (``pool2``: (12, 4)).
+    """
+    (field, jump), rows = start, []
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+        if kernel is None:
+            continue
+        stride = getattr(layer, "strides", (1, 1))[0]
+        dilation = getattr(layer, "dilation_rate", (1, 1))[0]
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            field += (int(np.ceil(kernel[0] / stride)) - 1) * jump
+            jump /= stride
+        else:
+            field += (kernel[0] - 1) * dilation * jump
+            jump *= stride
+        rows.append({"layer": layer.name, "receptive field": f"{field:g} px", "jump": f"{jump:g} px"})
+    return rows

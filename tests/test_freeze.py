@@ -1,0 +1,114 @@
+"""Frozen graphs: export, reload, intermediate tensors, bad input (m2nist_utils.freeze, notebook 03)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from m2nist_utils import freeze, models
+
+import keras
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    keras.utils.set_random_seed(1)
+    model = models.build_cnn()
+    # Random weights are enough to compare two implementations of the same function.
+    return model
+
+
+@pytest.fixture(scope="module")
+def frozen(cnn, tmp_path_factory):
+    path = tmp_path_factory.mktemp("frozen") / "cnn_frozen.pb"
+    freeze.freeze_model(cnn, path)
+    return path
+
+
+def digits(n=16, seed=0):
+    return np.random.default_rng(seed).random((n, 28, 28, 1), dtype=np.float32)
+
+
+def test_frozen_graph_has_no_variables_and_named_io(frozen):
+    graph_def = freeze.read_graph_def(frozen)
+    ops = {op for _, op in freeze.graph_nodes(graph_def)}
+    assert not ops & {"VarHandleOp", "ReadVariableOp", "VariableV2"}
+    rows = {r["node"]: r for r in freeze.node_table(graph_def, ["image", "logits", "pool2"])}
+    assert rows["image"]["op"] == "Placeholder" and rows["image"]["output shape"] == "(?, 28, 28, 1)"
+    assert rows["logits"]["output shape"] == "(?, 10)" and rows["pool2"]["output shape"] == "(?, 5, 5, 8)"
+    assert frozen.with_suffix(".pbtxt").is_file()
+
+
+def test_reloaded_logits_equal_keras(cnn, frozen):
+    x = digits()
+    logits = freeze.load_frozen_graph(frozen, "image:0", "logits:0")(x).numpy()
+    assert logits.shape == (16, 10)
+    assert np.abs(logits - cnn(x, training=False).numpy()).max() < 1e-5
+
+
+def test_pool2_on_a_64x84_input(cnn, frozen):
+    x = np.random.default_rng(0).random((3, 64, 84, 1), dtype=np.float32)
+    pool2, conv1 = freeze.load_frozen_graph(frozen, outputs=["pool2", "conv1"], input_shape=(64, 84, 1))(x)
+    assert pool2.shape == (3, 14, 19, 8) and conv1.shape == (3, 60, 80, 8)
+    encoder = keras.Model(cnn.input, cnn.get_layer("pool2").output)
+    conv_only = keras.Sequential([keras.Input((64, 84, 1)), *encoder.layers[1:]])
+    assert np.abs(pool2.numpy() - conv_only(x).numpy()).max() < 1e-5
+
+
+def test_each_export_traces_afresh(tmp_path):
+    keras.utils.set_random_seed(2)
+    a, b = models.build_cnn(), models.build_cnn()
+    freeze.freeze_model(a, tmp_path / "a.pb")
+    freeze.freeze_model(b, tmp_path / "b.pb")
+    x = digits(4)
+    assert np.allclose(freeze.load_frozen_graph(tmp_path / "a.pb")(x), a(x), atol=1e-5)
+    assert np.allclose(freeze.load_frozen_graph(tmp_path / "b.pb")(x), b(x), atol=1e-5)
+
+
+def test_plain_tensorflow_loads_it_without_the_package(frozen, tmp_path):
+    x = digits(2)
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(
+        f"""
+        import sys, numpy as np, tensorflow as tf
+        graph_def = tf.compat.v1.GraphDef()
+        graph_def.ParseFromString(open({str(frozen)!r}, "rb").read())
+        f = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
+        logits = f.prune("image:0", "logits:0")(tf.constant(np.load({str(tmp_path / "x.npy")!r})))
+        assert "m2nist_utils" not in sys.modules
+        np.save({str(tmp_path / "out.npy")!r}, logits.numpy())
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, capture_output=True)
+    expected = freeze.load_frozen_graph(frozen)(x).numpy()
+    assert np.abs(np.load(tmp_path / "out.npy") - expected).max() < 1e-6
+
+
+def test_unknown_node_lists_the_nodes(frozen):
+    with pytest.raises(ValueError, match=r"no node named 'pool3'; nodes: image, .*pool2"):
+        freeze.load_frozen_graph(frozen, outputs="pool3")
+    with pytest.raises(ValueError, match="no node named 'input'"):
+        freeze.load_frozen_graph(frozen, inputs="input")
+
+
+def test_missing_and_corrupted_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="absent.pb"):
+        freeze.load_frozen_graph(tmp_path / "absent.pb")
+    (tmp_path / "corrupt.pb").write_bytes(b"\x08\x96\x01 this is not a graph \xff\xff")
+    with pytest.raises(ValueError, match="corrupt.pb"):
+        freeze.load_frozen_graph(tmp_path / "corrupt.pb")
+    (tmp_path / "empty.pb").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.pb.*no nodes"):
+        freeze.load_frozen_graph(tmp_path / "empty.pb")
+
+
+def test_head_cannot_take_the_big_input(frozen):
+    import tensorflow as tf
+
+    logits = freeze.load_frozen_graph(frozen, outputs="logits", input_shape=(64, 84, 1))
+    # flatten reshapes to 5x5x8 = 200 features; a 64x84 input gives 14x19x8 = 2128.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="flatten"):
+        logits(np.zeros((1, 64, 84, 1), np.float32))

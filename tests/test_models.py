@@ -1,0 +1,89 @@
+"""The article's CNN: layers, shapes, training, saving (m2nist_utils.models, notebook 02)."""
+
+from __future__ import annotations
+
+from m2nist_utils import config, models
+
+import keras
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(pools):
+    keras.utils.set_random_seed(0)
+    cnn = models.build_cnn()
+    models.train_cnn(cnn, pools, epochs=3, verbose=0)
+    return cnn
+
+
+def test_cnn_layers_and_parameters():
+    cnn = models.build_cnn()
+    assert [layer.name for layer in cnn.layers[1:]] == list(models.CNN_LAYERS)
+    assert cnn.input_shape == (None, 28, 28, 1) and cnn.output_shape == (None, 10)
+    assert cnn.count_params() == 208 + 584 + 6432 + 330
+
+
+def test_shape_table_walks_28_and_64x84():
+    cnn = models.build_cnn()
+    outputs = [row["output"] for row in models.shape_table(cnn)]
+    assert outputs == [
+        "28 x 28 x 1",
+        "24 x 24 x 8",
+        "12 x 12 x 8",
+        "10 x 10 x 8",
+        "5 x 5 x 8",
+        "200",
+        "32",
+        "10",
+    ]
+    encoder = keras.Model(cnn.input, cnn.get_layer("pool2").output)
+    outputs = [row["output"] for row in models.shape_table(encoder, (64, 84, 1))]
+    assert outputs == ["64 x 84 x 1", "60 x 80 x 8", "30 x 40 x 8", "28 x 38 x 8", "14 x 19 x 8"]
+    assert models.shape_table(cnn)[1]["kernel"] == "5x5"
+
+
+def test_shifted_digits_stay_in_frame(pools):
+    images, labels = next(iter(models.digit_dataset(pools["train"], batch_size=32, max_shift=2)))
+    assert images.shape == (32, 28, 28, 1) and labels.shape == (32,)
+    original = pools["train"].images[:32].astype(np.float32).sum(axis=(1, 2)) / 255
+    # A shift of 2 px can crop at most the outer rows of MNIST's 20x20 box, which hold nearly no ink.
+    assert np.allclose(images.numpy().sum(axis=(1, 2, 3)), original, rtol=0.05)
+
+
+def test_short_training_beats_chance_by_far(trained_cnn, pools):
+    accuracy = np.mean(models.predict_digits(trained_cnn, pools["test"]) == pools["test"].labels)
+    assert accuracy > 0.85, accuracy
+
+
+def test_save_and_load_round_trip(trained_cnn, tmp_path, pools):
+    path = models.save_model(trained_cnn, tmp_path / "cnn.keras")
+    again = models.load_model(path)
+    x = pools["test"].images[:8, ..., None].astype(np.float32) / 255
+    assert np.allclose(again(x), trained_cnn(x), atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn.keras"]
+
+
+def test_load_model_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.keras"):
+        models.load_model(tmp_path / "nothing.keras")
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="broken.keras"):
+        models.load_model(tmp_path / "broken.keras")
+
+
+def test_load_or_create_cnn_rebuilds_a_missing_model(tmp_path, monkeypatch, trained_cnn):
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(
+        models, "train_cnn", lambda model, *a, **k: None
+    )  # the training itself is tested above
+    built = models.load_or_create_cnn()
+    assert (tmp_path / "cnn.keras").is_file() and built.count_params() == 7554
+    models.save_model(trained_cnn, tmp_path / "cnn.keras")
+    loaded = models.load_or_create_cnn()
+    assert np.allclose(loaded.get_layer("conv1").kernel, trained_cnn.get_layer("conv1").kernel)
+
+
+def test_device_is_described():
+    assert "CPU" in models.describe_device() or "GPU" in models.describe_device()
+    assert models.distribution_strategy().num_replicas_in_sync >= 1

@@ -1,0 +1,222 @@
+"""The per-digit mask viewer: ``viz.render_masks`` by value on hand-made maps, and the widget headless."""
+
+from __future__ import annotations
+
+import io
+
+from m2nist_utils import m2nist, mnist, viz, widgets
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+H, W, BG = 64, 84, 10
+SCALE, GAP = 3, viz.PANEL_GAP
+CORRECT, MISSED, WRONG, FALSE_ALARM, CORRECT_BG = (viz.to_rgb8(c) for c in viz.ERROR_COLORS)
+WHITE, BLACK = np.array([255, 255, 255], np.uint8), np.array([0, 0, 0], np.uint8)
+
+
+@pytest.fixture
+def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 7 drawn as a vertical stroke at x = 40, rows 10-29, and a prediction with three known mistakes."""
+    image = np.zeros((H, W), np.uint8)
+    true = np.full((H, W), BG, np.uint8)
+    image[10:30, 40] = 200
+    true[10:30, 40] = 7
+    pred = true.copy()
+    pred[10, 40] = BG  # missed digit
+    pred[11, 40] = 1  # wrong digit
+    pred[50, 5] = 3  # false alarm
+    return image, true, pred
+
+
+def pixel(rendered: np.ndarray, panel: int, y: int, x: int) -> np.ndarray:
+    """The colour of source pixel (y, x) in the given panel; checks the whole upscaled block is uniform."""
+    top, left = y * SCALE, panel * (W * SCALE + GAP) + x * SCALE
+    block = rendered[top : top + SCALE, left : left + SCALE]
+    assert (block == block[0, 0]).all()
+    return block[0, 0]
+
+
+def test_panel_count_and_size(scene):
+    image, true, pred = scene
+    assert viz.render_masks(image, true).shape == (H * SCALE, 2 * W * SCALE + GAP, 3)
+    rendered = viz.render_masks(image, true, pred)
+    assert rendered.shape == (H * SCALE, 4 * W * SCALE + 3 * GAP, 3)
+    assert rendered.dtype == np.uint8
+    for k in range(1, 4):
+        gap = rendered[:, k * W * SCALE + (k - 1) * GAP : k * (W * SCALE + GAP)]
+        assert gap.shape[1] == GAP and (gap == 255).all()
+    assert viz.render_masks(image, true, pred, scale=1, gap=0).shape == (H, 4 * W, 3)
+
+
+def test_input_and_truth_panels(scene):
+    image, true, pred = scene
+    rendered = viz.render_masks(image, true, pred)
+    assert (pixel(rendered, 0, 15, 40) == 200).all()
+    assert (pixel(rendered, 0, 0, 0) == 0).all()
+    assert (pixel(rendered, 1, 15, 40) == viz.to_rgb8(viz.CLASS_COLORS[7])).all()
+    assert (pixel(rendered, 1, 0, 0) == viz.to_rgb8(viz.CLASS_COLORS[BG])).all()
+    assert (pixel(rendered, 2, 11, 40) == viz.to_rgb8(viz.CLASS_COLORS[1])).all()
+    assert (pixel(rendered, 2, 50, 5) == viz.to_rgb8(viz.CLASS_COLORS[3])).all()
+
+
+def test_error_panel_all_digits(scene):
+    image, true, pred = scene
+    rendered = viz.render_masks(image, true, pred)
+    assert (pixel(rendered, 3, 10, 40) == MISSED).all()
+    assert (pixel(rendered, 3, 11, 40) == WRONG).all()
+    assert (pixel(rendered, 3, 50, 5) == FALSE_ALARM).all()
+    assert (pixel(rendered, 3, 12, 40) == CORRECT).all()
+    assert (pixel(rendered, 3, 0, 0) == CORRECT_BG).all()
+    errors = rendered[:, 3 * (W * SCALE + GAP) :: SCALE][::SCALE]
+    colours, counts = np.unique(errors.reshape(-1, 3), axis=0, return_counts=True)
+    expected = {tuple(CORRECT): 18, tuple(MISSED): 1, tuple(WRONG): 1, tuple(FALSE_ALARM): 1}
+    expected[tuple(CORRECT_BG)] = H * W - 21
+    assert dict(zip(map(tuple, colours), counts.tolist())) == expected
+
+
+def test_error_colours_are_distinct():
+    assert len(viz.ERROR_NAMES) == len(viz.ERROR_COLORS) == 5
+    assert len({tuple(c) for c in viz.to_rgb8(viz.ERROR_COLORS)}) == 5
+
+
+def test_single_digit_channel(scene):
+    image, true, pred = scene
+    rendered = viz.render_masks(image, true, pred, channel=7)
+    assert (pixel(rendered, 1, 15, 40) == WHITE).all()
+    assert (pixel(rendered, 1, 0, 0) == BLACK).all()
+    assert (pixel(rendered, 2, 11, 40) == BLACK).all()  # predicted 1: not in channel 7
+    assert (pixel(rendered, 3, 10, 40) == MISSED).all()
+    assert (pixel(rendered, 3, 11, 40) == MISSED).all()  # a wrong digit is a miss for channel 7
+    assert (pixel(rendered, 3, 12, 40) == CORRECT).all()
+    assert (pixel(rendered, 3, 50, 5) == CORRECT_BG).all()  # the false alarm is a 3, not a 7
+
+    other = viz.render_masks(image, true, pred, channel=1)
+    assert (pixel(other, 2, 11, 40) == WHITE).all()
+    assert (pixel(other, 3, 11, 40) == FALSE_ALARM).all()
+    assert (pixel(other, 3, 12, 40) == CORRECT_BG).all()
+
+
+@pytest.mark.parametrize("channel", ["background", 10, np.uint8(10)])
+def test_background_channel(scene, channel):
+    image, true, pred = scene
+    rendered = viz.render_masks(image, true, pred, channel=channel)
+    assert (pixel(rendered, 1, 0, 0) == WHITE).all()
+    assert (pixel(rendered, 1, 15, 40) == BLACK).all()
+    assert (pixel(rendered, 3, 0, 0) == CORRECT).all()
+    assert (pixel(rendered, 3, 10, 40) == FALSE_ALARM).all()  # predicted background on the stroke
+    assert (pixel(rendered, 3, 11, 40) == CORRECT_BG).all()  # 7 vs 1: neither is background
+    assert (pixel(rendered, 3, 50, 5) == MISSED).all()
+
+
+@pytest.mark.parametrize("channel", ["all", "background", *range(11)])
+def test_empty_image_every_channel(channel):
+    image, empty = np.zeros((H, W), np.uint8), np.full((H, W), BG, np.uint8)
+    alone = viz.render_masks(image, empty, channel=channel)
+    assert alone.shape == (H * SCALE, 2 * W * SCALE + GAP, 3)
+    rendered = viz.render_masks(image, empty, empty, channel=channel)
+    assert (rendered[:, : alone.shape[1]] == alone).all()
+    errors = rendered[:, 3 * (W * SCALE + GAP) :]
+    assert (errors == (CORRECT if channel in ("background", 10) else CORRECT_BG)).all()
+    mask = rendered[:, W * SCALE + GAP : 2 * W * SCALE + GAP]
+    if channel == "all":
+        assert (mask == viz.to_rgb8(viz.CLASS_COLORS[BG])).all()
+    else:
+        assert (mask == (WHITE if channel in ("background", 10) else BLACK)).all()
+
+
+def test_bad_inputs_raise(scene):
+    image, true, pred = scene
+    with pytest.raises(ValueError, match=r"\(64, 84\).*\(64, 84, 11\)"):
+        viz.render_masks(image, m2nist.to_one_hot(true))
+    with pytest.raises(ValueError, match=r"pred_map.*\(64, 84\).*\(63, 84\)"):
+        viz.render_masks(image, true, pred[1:])
+    with pytest.raises(ValueError, match=r"image.*\(1, 64, 84\)"):
+        viz.render_masks(image[None], true)
+    with pytest.raises(ValueError, match="0..10"):
+        viz.render_masks(image, np.full((H, W), 11, np.uint8))
+    for channel in ("digits", 11, -1, True, 2.0):
+        with pytest.raises(ValueError, match="channel"):
+            viz.render_masks(image, true, channel=channel)
+    with pytest.raises(ValueError, match="scale"):
+        viz.render_masks(image, true, scale=0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The widget, headless
+# ----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data() -> m2nist.Split:
+    return m2nist.compose_images(mnist.split_pools("sample")["test"], 5, seed=0)
+
+
+def decode(png: bytes) -> np.ndarray:
+    """PNG bytes -> RGB uint8 (H, W, 3) (matplotlib reads PNGs as floats in [0, 1])."""
+    rgb = plt.imread(io.BytesIO(png), format="png")[..., :3]
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def digits_of(class_map: np.ndarray) -> list[int]:
+    return [int(d) for d in np.unique(class_map) if d != BG]
+
+
+def test_viewer_on_the_dataset_alone(data):
+    viewer = widgets.mask_viewer(data.images, m2nist.to_one_hot(data.class_maps))
+    assert isinstance(viewer, widgets.MaskViewer)
+    assert (viewer.slider.min, viewer.slider.max, viewer.channel.value) == (0, 4, "all")
+    assert (decode(viewer.image.value) == viz.render_masks(data.images[0], data.class_maps[0])).all()
+    before = viewer.image.value
+    viewer.slider.value = 3
+    assert viewer.image.value != before
+    assert (decode(viewer.image.value) == viz.render_masks(data.images[3], data.class_maps[3])).all()
+    assert "digits: " + ", ".join(map(str, digits_of(data.class_maps[3]))) in viewer.info.value
+    assert "IoU" not in viewer.info.value and "errors" not in viewer.legend.value
+
+
+def test_viewer_with_predictions(data):
+    pred = data.class_maps.copy()
+    pred[3][pred[3] != BG] = 9 if digits_of(data.class_maps[3])[0] != 9 else 0
+    viewer = widgets.mask_viewer(data.images, data.class_maps, pred)
+    viewer.slider.value = 3
+    digit = digits_of(data.class_maps[3])[0]
+    before = viewer.image.value
+    viewer.channel.value = digit
+    assert viewer.image.value != before
+    expected = viz.render_masks(data.images[3], data.class_maps[3], pred[3], channel=digit)
+    assert (decode(viewer.image.value) == expected).all()
+    assert f"{digit}: 0.000" in viewer.info.value  # every pixel of it predicted as another digit
+    viewer.channel.value = "background"
+    expected = viz.render_masks(data.images[3], data.class_maps[3], pred[3], channel="background")
+    assert (decode(viewer.image.value) == expected).all()
+
+    viewer.slider.value = 0
+    for d in digits_of(data.class_maps[0]):
+        assert f"{d}: 1.000" in viewer.info.value
+    assert all(name in viewer.legend.value for name in viz.ERROR_NAMES)
+
+
+def test_viewer_buttons_wrap_around(data):
+    viewer = widgets.mask_viewer(data.images, data.class_maps)
+    viewer.prev_button.click()
+    assert viewer.slider.value == 4
+    viewer.next_button.click()
+    assert viewer.slider.value == 0
+
+
+def test_viewer_leaves_no_figures(data):
+    plt.close("all")
+    viewer = widgets.mask_viewer(data.images, data.class_maps, data.class_maps[::-1])
+    for i in range(30):
+        viewer.slider.value = i % 5
+        viewer.channel.value = widgets.CHANNEL_OPTIONS[i % len(widgets.CHANNEL_OPTIONS)][1]
+    assert plt.get_fignums() == []
+
+
+def test_viewer_rejects_mismatched_masks(data):
+    with pytest.raises(ValueError, match=r"true_masks.*\(5, 64, 84, 11\).*\(4, 64, 84\)"):
+        widgets.mask_viewer(data.images, data.class_maps[:4])
+    with pytest.raises(ValueError, match="pred_masks"):
+        widgets.mask_viewer(data.images, data.class_maps, data.class_maps[..., :80])
+    with pytest.raises(ValueError, match="images"):
+        widgets.mask_viewer(data.images[0], data.class_maps[0])
