@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
@@ -89,6 +90,16 @@ def read_graph_def(path: str | os.PathLike) -> tf.compat.v1.GraphDef:
     if not graph_def.node:
         raise ValueError(f"{path}: the GraphDef holds no nodes (empty or not a frozen graph)")
     return graph_def
+
+
+def count_parameters(graph_def: tf.compat.v1.GraphDef) -> int:
+    """Number of floating-point constants in a frozen graph: the folded weights."""
+    total = 0
+    for node in graph_def.node:
+        tensor = node.attr["value"].tensor if node.op == "Const" else None
+        if tensor is not None and tensor.dtype in (tf.float32.as_datatype_enum, tf.float16.as_datatype_enum):
+            total += int(np.prod([d.size for d in tensor.tensor_shape.dim]))
+    return total
 
 
 def graph_nodes(graph_def: tf.compat.v1.GraphDef) -> list[tuple[str, str]]:

@@ -65,3 +65,63 @@ def scores_from_confusion(confusion: np.ndarray) -> dict[str, object]:
 def segmentation_scores(true_maps: np.ndarray, pred_maps: np.ndarray) -> dict[str, object]:
     """:func:`scores_from_confusion` for class maps uint8 (N, 64, 84), 10 = background."""
     return scores_from_confusion(confusion_matrix(true_maps, pred_maps))
+
+
+def evaluate_segmentation(predict, images: np.ndarray, class_maps: np.ndarray, batch_size: int = 256) -> dict:
+    """Run ``predict`` over a data set in batches and score it (notebook 05, ``evaluate`` command).
+
+    Args:
+        predict: float32 (B, 64, 84, 1) in [0, 1] -> class scores (B, 64, 84, 11) (numpy or tensor).
+        images: uint8 (N, 64, 84). class_maps: uint8 (N, 64, 84), 10 = background.
+
+    Returns:
+        :func:`scores_from_confusion` plus ``n_images``. A model whose output is not (B, 64, 84, 11)
+        raises ``ValueError``.
+    """
+    if len(images) != len(class_maps):
+        raise ValueError(f"{len(images)} images but {len(class_maps)} masks")
+    confusion = np.zeros((N_CLASSES, N_CLASSES), np.int64)
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size, ..., None].astype(np.float32) / 255.0
+        scores = np.asarray(predict(batch))
+        expected = (len(batch), *images.shape[1:], N_CLASSES)
+        if scores.shape != expected:
+            raise ValueError(f"the model's output has shape {scores.shape}; expected {expected}")
+        confusion += confusion_matrix(class_maps[start : start + batch_size], scores.argmax(-1))
+    return {**scores_from_confusion(confusion), "n_images": int(len(images))}
+
+
+def per_image_iou(true_maps: np.ndarray, pred_maps: np.ndarray) -> np.ndarray:
+    """Mean IoU of each image over the digit classes present in its truth or prediction: float (N,).
+
+    Used to rank images from worst to best (notebook 06). An image with no digit anywhere scores 1.
+    """
+    scores = np.ones(len(true_maps))
+    for i, (true, pred) in enumerate(zip(true_maps, pred_maps)):
+        iou = per_class_iou(confusion_matrix(true, pred))[:BACKGROUND]
+        if not np.all(np.isnan(iou)):
+            scores[i] = np.nanmean(iou)
+    return scores
+
+
+def digit_borders(class_maps: np.ndarray) -> np.ndarray:
+    """bool (N, H, W): digit pixels with at least one background pixel among their 4 neighbours."""
+    background = np.pad(class_maps == BACKGROUND, ((0, 0), (1, 1), (1, 1)), constant_values=True)
+    near = (
+        background[:, :-2, 1:-1]
+        | background[:, 2:, 1:-1]
+        | background[:, 1:-1, :-2]
+        | background[:, 1:-1, 2:]
+    )
+    return near & (class_maps != BACKGROUND)
+
+
+def top_confusions(confusion: np.ndarray, k: int = 5) -> list[tuple[str, str, int]]:
+    """The ``k`` largest off-diagonal entries as (true class, predicted class, pixels), names with 'bg'."""
+    names = [str(c) for c in range(BACKGROUND)] + ["bg"]
+    off = confusion.astype(np.int64).copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(off, axis=None)[::-1][:k]
+    return [
+        (names[i], names[j], int(off[i, j])) for i, j in zip(*np.unravel_index(order, off.shape)) if off[i, j]
+    ]

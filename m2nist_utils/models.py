@@ -278,3 +278,94 @@ def receptive_fields(model: keras.Model, start: tuple[float, float] = (1, 1)) ->
             jump *= stride
         rows.append({"layer": layer.name, "receptive field": f"{field:g} px", "jump": f"{jump:g} px"})
     return rows
+
+
+# ----------------------------------------------------------------------------------------------------
+# FCN training (notebook 05)
+# ----------------------------------------------------------------------------------------------------
+def m2nist_dataset(
+    pool: DigitPool, images_per_epoch: int, batch_size: int = 32, fresh: bool = True, seed: int = 0
+) -> tf.data.Dataset:
+    """Training batches (images float32 (B, 64, 84, 1) in [0, 1], class maps int32 (B, 64, 84)).
+
+    With ``fresh=True`` every epoch composes new images from the digit pool (tf.data calls the generator
+    again for each pass), so the network never sees the same scene twice; otherwise one fixed set repeats.
+    """
+    from .m2nist import compose_images
+
+    epochs = iter(range(10**9))
+
+    def scenes():
+        epoch = next(epochs) if fresh else 0
+        data = compose_images(pool, images_per_epoch, seed=seed * 1_000_003 + epoch)
+        order = np.random.default_rng(seed + epoch).permutation(images_per_epoch)
+        for start in range(0, images_per_epoch, batch_size):
+            idx = order[start : start + batch_size]
+            images = data.images[idx, ..., None].astype(np.float32) / 255.0
+            yield images, data.class_maps[idx].astype(np.int32)
+
+    signature = (
+        tf.TensorSpec((None, 64, 84, 1), tf.float32),
+        tf.TensorSpec((None, 64, 84), tf.int32),
+    )
+    steps = int(np.ceil(images_per_epoch / batch_size))
+    dataset = tf.data.Dataset.from_generator(scenes, output_signature=signature)
+    # A known length lets Keras count steps per epoch instead of warning that the data "ran out".
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+
+
+def train_fcn(
+    model: keras.Model,
+    train_pool: DigitPool,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    epochs: int = 10,
+    images_per_epoch: int = 10_000,
+    batch_size: int = 32,
+    learning_rate: float = 3e-3,
+    fresh: bool = True,
+    seed: int = 0,
+    verbose: int = 2,
+) -> keras.callbacks.History:
+    """Train a segmentation network with per-pixel cross-entropy, Adam and a cosine learning rate.
+
+    Args:
+        model: outputs per-pixel probabilities (B, 64, 84, C), C = 11 (or 10 for the article's design,
+            trained on the digit pixels' classes with background pixels counted as no class at all).
+        validation: (images uint8 (N, 64, 84), class maps uint8 (N, 64, 84)) scored after each epoch.
+    """
+    steps = epochs * int(np.ceil(images_per_epoch / batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
+    n_classes = model.output_shape[-1]
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy() if n_classes == 11 else _digits_only_loss,
+    )
+    data = m2nist_dataset(train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed)
+    val = None
+    if validation is not None:
+        images, class_maps = validation
+        val = (images[..., None].astype(np.float32) / 255.0, class_maps.astype(np.int32))
+    return model.fit(data, validation_data=val, epochs=epochs, verbose=verbose)
+
+
+def _digits_only_loss(y_true, y_pred):
+    """The article's loss: softmax cross-entropy against 10-channel masks.
+
+    Background pixels have an all-zero target and so contribute nothing: the network is never told what
+    background is, and paints some digit everywhere (the article's "white background").
+    """
+    target = tf.one_hot(tf.cast(y_true, tf.int32), 11)[..., :10]
+    return keras.losses.categorical_crossentropy(target, y_pred)
+
+
+def gate_by_ink(probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """Scores (N, 64, 84, 11) from a 10-class model: its classes on ink, background elsewhere.
+
+    The article's model has no background output; this is the most generous way to score it, since it
+    borrows the exact digit/background split from the input (notebook 05).
+
+    Args:
+        probabilities: float (N, 64, 84, 10). images: float or uint8 (N, 64, 84) or (N, 64, 84, 1).
+    """
+    ink = (np.asarray(images).reshape(probabilities.shape[:3]) > 0)[..., None]
+    return np.concatenate([probabilities * ink, ~ink * 2.0], axis=-1)

@@ -1,0 +1,130 @@
+"""The evaluate command on good and bad input (m2nist_utils.__main__, notebook 05)."""
+
+from __future__ import annotations
+
+import json
+
+from m2nist_utils import freeze, m2nist, models
+from m2nist_utils.__main__ import main as cli
+
+import keras
+import numpy as np
+import pytest
+
+
+def tiny_segmenter(n_classes: int = 11) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((64, 84, 1), name="image")
+    outputs = keras.layers.Conv2D(n_classes, 3, padding="same", activation="softmax")(inputs)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, pools):
+    folder = tmp_path_factory.mktemp("m2nist")
+    data = m2nist.compose_images(pools["test"], 20, seed=0)
+    m2nist.save_m2nist(folder, data.images, m2nist.to_one_hot(data.class_maps))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    model = tiny_segmenter()
+    models.save_model(model, folder / "fcn.keras")
+    freeze.freeze_model(model, folder / "fcn_frozen.pb", output_name="probabilities", pbtxt=False)
+    return folder, model
+
+
+def run(capsys, *args):
+    status = cli(["evaluate", *map(str, args)])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.mark.parametrize("name", ["fcn.keras", "fcn_frozen.pb"])
+def test_evaluate_prints_one_json_object(capsys, data_dir, model_files, name):
+    folder, model = model_files
+    status, out, err = run(capsys, "--model", folder / name, "--data", data_dir)
+    assert status == 0, err
+    report = json.loads(out)
+    assert set(report) == {
+        "per_class_iou",
+        "mean_iou",
+        "background_iou",
+        "digit_iou",
+        "pixel_accuracy",
+        "n_images",
+        "params",
+    }
+    assert len(report["per_class_iou"]) == 10 and report["n_images"] == 20
+    assert report["params"] == model.count_params() == 11 * 9 + 11
+    assert 0 <= report["pixel_accuracy"] <= 1
+
+
+def test_keras_and_frozen_agree(capsys, data_dir, model_files):
+    folder, _ = model_files
+    keras_report = json.loads(run(capsys, "--model", folder / "fcn.keras", "--data", data_dir)[1])
+    frozen_report = json.loads(run(capsys, "--model", folder / "fcn_frozen.pb", "--data", data_dir)[1])
+    assert keras_report == frozen_report
+
+
+def test_perfect_predictor_scores_one(data_dir):
+    from m2nist_utils import metrics
+
+    images, masks = m2nist.load_m2nist(data_dir)
+    scores = metrics.evaluate_segmentation(
+        lambda x: masks[: len(x)].astype(np.float32), images[:8], m2nist.to_class_map(masks[:8])
+    )
+    assert scores["mean_iou"] == pytest.approx(1.0) or np.isnan(scores["mean_iou"]) is False
+
+
+def bad_dir(tmp_path, images, masks):
+    tmp_path.mkdir(exist_ok=True)
+    np.save(tmp_path / "combined.npy", images)
+    np.save(tmp_path / "segmented.npy", masks)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "nowhere", "combined.npy"),
+        (
+            lambda p: bad_dir(p, np.zeros((2, 64, 84), np.uint8), np.zeros((2, 64, 84, 10), np.uint8)),
+            "segmented.npy",
+        ),
+        (
+            lambda p: bad_dir(p, np.zeros((2, 28, 28), np.uint8), np.zeros((2, 64, 84, 11), np.uint8)),
+            "(N, 64, 84)",
+        ),
+        (
+            lambda p: bad_dir(p, np.zeros((3, 64, 84), np.uint8), np.zeros((2, 64, 84, 11), np.uint8)),
+            "3 images",
+        ),
+    ],
+    ids=["missing", "channels", "image-shape", "count"],
+)
+def test_bad_data_gives_one_line_and_status_2(capsys, tmp_path, model_files, make, message):
+    folder, _ = model_files
+    status, out, err = run(capsys, "--model", folder / "fcn.keras", "--data", make(tmp_path / "data"))
+    assert status == 2 and out == ""
+    assert err.startswith("error:") and message in err and err.count("\n") == 1
+
+
+def test_wrong_model_output_is_refused(capsys, tmp_path, data_dir):
+    models.save_model(tiny_segmenter(10), tmp_path / "ten.keras")
+    status, _, err = run(capsys, "--model", tmp_path / "ten.keras", "--data", data_dir)
+    assert status == 2 and "expected (20, 64, 84, 11)" in err and err.count("\n") == 1
+
+
+def test_missing_or_foreign_model(capsys, tmp_path, data_dir, model_files):
+    status, _, err = run(capsys, "--model", tmp_path / "none.keras", "--data", data_dir)
+    assert status == 2 and "none.keras" in err
+    folder, _ = model_files
+    freeze.freeze_model(tiny_segmenter(), tmp_path / "other.pb", output_name="logits", pbtxt=False)
+    status, _, err = run(capsys, "--model", tmp_path / "other.pb", "--data", data_dir)
+    assert status == 2 and "probabilities" in err and err.count("\n") == 1
+    (tmp_path / "model.h5").write_bytes(b"")
+    status, _, err = run(capsys, "--model", tmp_path / "model.h5", "--data", data_dir)
+    assert status == 2 and ".keras" in err
