@@ -12,7 +12,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install run test lint format clean-artifacts
+.PHONY: install run test lint format bench clean-artifacts
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: need Python 3.11, 3.12 or 3.13 on PATH (or make PYTHON=...)"; exit 1; }
@@ -50,3 +50,7 @@ format: install
 ## Remove generated data and models (they are rebuilt on demand).
 clean-artifacts:
 	rm -rf data models
+
+## Speed of the final FCN (training per epoch, inference Keras vs frozen graph); prints a table.
+bench: install
+	$(BIN)/python benchmarks/bench_fcn.py

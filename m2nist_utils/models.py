@@ -18,6 +18,7 @@ from ._tf import keras, tf
 from .files import atomic_save_to_path
 from .mnist import DigitPool, split_pools
 
+BACKGROUND_CLASS = 10
 CNN_LAYERS = ("conv1", "pool1", "conv2", "pool2", "flatten", "dense32", "dense10")
 CNN_EPOCHS = 6 if config.QUICK else 40
 
@@ -65,7 +66,7 @@ def shape_table(model: keras.Model, input_shape: tuple[int, ...] | None = None) 
     """Rows (layer, kernel, stride, output H x W x C) computed from the layers themselves.
 
     ``input_shape`` (H, W, C) re-runs the shape arithmetic for another input size, e.g. (64, 84, 1)
-    through the convolutional part of a classifier.
+    through the convolutional part of a classifier (a chain of layers only).
     """
     shape = tuple(input_shape or model.input_shape[1:])
     rows = [{"layer": "input", "kernel": "", "stride": "", "output": _fmt(shape)}]
@@ -74,7 +75,10 @@ def shape_table(model: keras.Model, input_shape: tuple[int, ...] | None = None) 
             continue
         kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
         stride = getattr(layer, "strides", None)
-        shape = tuple(layer.compute_output_shape((None, *shape))[1:])
+        if input_shape is None:
+            shape = tuple(layer.output.shape[1:])  # works for branching models too
+        else:
+            shape = tuple(layer.compute_output_shape((None, *shape))[1:])
         rows.append(
             {
                 "layer": layer.name,
@@ -283,13 +287,47 @@ def receptive_fields(model: keras.Model, start: tuple[float, float] = (1, 1)) ->
 # ----------------------------------------------------------------------------------------------------
 # FCN training (notebook 05)
 # ----------------------------------------------------------------------------------------------------
+def distort_digits(pool: DigitPool, seed: int, strength: float = 1.0) -> DigitPool:
+    """The pool's digits, each slightly rotated (up to 12 degrees), scaled (10%) and sheared (0.2).
+
+    Training-time augmentation only: the test images keep their digits untransformed (notebook 05).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(pool.images)
+    angle = np.deg2rad(rng.uniform(-12, 12, n) * strength)
+    scale = 1 + rng.uniform(-0.1, 0.1, n) * strength
+    shear = rng.uniform(-0.2, 0.2, n) * strength
+    cos, sin = np.cos(angle), np.sin(angle)
+    # Each row maps an output pixel back to the input pixel it samples, about the centre (13.5, 13.5).
+    a0, a1 = cos / scale, (shear * cos - sin) / scale
+    b0, b1 = sin / scale, (cos + shear * sin) / scale
+    a2, b2 = 13.5 * (1 - a0 - a1), 13.5 * (1 - b0 - b1)
+    zeros = np.zeros(n)
+    transforms = np.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1).astype(np.float32)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.constant(pool.images[..., None], tf.float32),
+        transforms=transforms,
+        output_shape=[28, 28],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+    return DigitPool(np.clip(np.round(warped.numpy()[..., 0]), 0, 255).astype(np.uint8), pool.labels)
+
+
 def m2nist_dataset(
-    pool: DigitPool, images_per_epoch: int, batch_size: int = 32, fresh: bool = True, seed: int = 0
+    pool: DigitPool,
+    images_per_epoch: int,
+    batch_size: int = 32,
+    fresh: bool = True,
+    seed: int = 0,
+    distort: bool = False,
 ) -> tf.data.Dataset:
     """Training batches (images float32 (B, 64, 84, 1) in [0, 1], class maps int32 (B, 64, 84)).
 
     With ``fresh=True`` every epoch composes new images from the digit pool (tf.data calls the generator
     again for each pass), so the network never sees the same scene twice; otherwise one fixed set repeats.
+    ``distort=True`` also redraws a slightly rotated, scaled and sheared copy of each digit every epoch.
     """
     from .m2nist import compose_images
 
@@ -297,7 +335,8 @@ def m2nist_dataset(
 
     def scenes():
         epoch = next(epochs) if fresh else 0
-        data = compose_images(pool, images_per_epoch, seed=seed * 1_000_003 + epoch)
+        digits = distort_digits(pool, seed * 1_000_003 + epoch) if distort else pool
+        data = compose_images(digits, images_per_epoch, seed=seed * 1_000_003 + epoch)
         order = np.random.default_rng(seed + epoch).permutation(images_per_epoch)
         for start in range(0, images_per_epoch, batch_size):
             idx = order[start : start + batch_size]
@@ -323,6 +362,7 @@ def train_fcn(
     batch_size: int = 32,
     learning_rate: float = 3e-3,
     fresh: bool = True,
+    distort: bool = False,
     seed: int = 0,
     verbose: int = 2,
 ) -> keras.callbacks.History:
@@ -340,12 +380,12 @@ def train_fcn(
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.SparseCategoricalCrossentropy() if n_classes == 11 else _digits_only_loss,
     )
-    data = m2nist_dataset(train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed)
+    data = m2nist_dataset(train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort)
     val = None
     if validation is not None:
         images, class_maps = validation
         val = (images[..., None].astype(np.float32) / 255.0, class_maps.astype(np.int32))
-    return model.fit(data, validation_data=val, epochs=epochs, verbose=verbose)
+    return model.fit(data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False)
 
 
 def _digits_only_loss(y_true, y_pred):
@@ -369,3 +409,199 @@ def gate_by_ink(probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
     """
     ink = (np.asarray(images).reshape(probabilities.shape[:3]) > 0)[..., None]
     return np.concatenate([probabilities * ink, ~ink * 2.0], axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Our FCN (notebook 05)
+# ----------------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="m2nist_utils")
+class MirrorPad(keras.layers.Layer):
+    """Pad height and width by ``size`` pixels, mirroring the border (so edge pixels keep real evidence)."""
+
+    def __init__(self, size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.size = size
+
+    def call(self, x):
+        p = self.size
+        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="SYMMETRIC")
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        return (b, None if h is None else h + 2 * self.size, None if w is None else w + 2 * self.size, c)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+def build_fcn(
+    cnn: keras.Model | None = None,
+    conv_head: bool = True,
+    finetune: bool = True,
+    context: bool = True,
+    skips: bool = True,
+    width: int = 48,
+    name: str = "fcn",
+) -> keras.Model:
+    """Our FCN for 64x84 M2NIST images, 11 classes; each flag is one idea of notebook 05's ablation.
+
+    Args:
+        cnn: the pretrained classifier whose weights initialise ``conv1``, ``conv2`` and the head.
+        conv_head: ``dense32`` as a 5x5 convolution and ``dense10`` as a 1x1 convolution carrying their
+            trained weights (receptive field 28 px, one digit), instead of fresh 1x1 convolutions.
+        finetune: train the encoder's weights too, instead of keeping them frozen.
+        context: two residual dilated 3x3 convolutions (rates 2 and 4) at 14x19, so that every pixel's
+            prediction sees its whole digit and its neighbours (receptive field 76 px).
+        skips: a decoder that upsamples step by step and joins the encoder's finer maps (``conv2``
+            28x38, ``pool1`` 30x40, ``conv1`` 60x80) and the input's exact ink at 64x84; otherwise the
+            article's two transposed convolutions.
+        width: channels of the context layers.
+
+    Returns:
+        A Keras model: ``image`` float32 (None, 64, 84, 1) in [0, 1] -> ``probabilities`` (None, 64, 84, 11).
+    """
+    layers = keras.layers
+    x = inputs = keras.Input((64, 84, 1), name="image")
+    conv1 = layers.Conv2D(8, 5, activation="relu", name="conv1", trainable=finetune)(x)  # 60x80
+    pool1 = layers.MaxPooling2D(2, name="pool1")(conv1)  # 30x40
+    conv2 = layers.Conv2D(8, 3, activation="relu", name="conv2", trainable=finetune)(pool1)  # 28x38
+    pool2 = layers.MaxPooling2D(2, name="pool2")(conv2)  # 14x19
+    kernel = 5 if conv_head else 1
+    head = layers.Conv2D(32, kernel, padding="same", activation="relu", name="dense32_conv")(pool2)
+    scores = layers.Conv2D(11, 1, name="dense10_conv")(head)  # 10 digits from dense10, + background
+    if not skips:
+        features = head
+        if context:
+            features = _context(layers.Concatenate(name="head_and_scores")([head, scores]), width)
+            scores = layers.Conv2D(11, 1, name="context_scores")(features)
+        up = layers.Conv2DTranspose(11, 4, strides=2, name="upsample1")(scores)  # 30x40
+        logits = layers.Conv2DTranspose(11, 6, strides=2, name="upsample2")(up)  # 64x84
+    else:
+        features = layers.Concatenate(name="head_and_scores")([head, scores])
+        if context:
+            features = _context(features, width)
+        up = layers.UpSampling2D(2, interpolation="bilinear", name="up28")(features)  # 28x38, conv2's grid
+        up = layers.Conv2D(32, 3, padding="same", activation="relu", name="decode28")(
+            layers.Concatenate(name="skip_conv2")([up, conv2])
+        )
+        up = MirrorPad(1, name="pad30")(up)  # 30x40, pool1's grid
+        up = layers.Conv2D(32, 3, padding="same", activation="relu", name="decode30")(
+            layers.Concatenate(name="skip_pool1")([up, pool1])
+        )
+        scores30 = layers.Conv2D(11, 1, name="scores30")(up)
+        scores60 = layers.UpSampling2D(2, interpolation="bilinear", name="up60")(scores30)  # conv1's grid
+        fine = layers.Conv2D(8, 3, padding="same", activation="relu", name="decode60")(
+            layers.Concatenate(name="skip_conv1")([scores60, conv1])
+        )
+        fine = MirrorPad(2, name="pad64")(fine)
+        scores64 = MirrorPad(2, name="scores64")(scores60)
+        # clip(255 * x, 0, 1): 1 wherever the input has ink - exactly the digit/background split.
+        ink = layers.ReLU(max_value=1.0, name="ink")(layers.Rescaling(255.0, name="to_pixels")(x))
+        correction = layers.Conv2D(11, 1, name="correction")(
+            layers.Concatenate(name="skip_input")([fine, scores64, x, ink])
+        )
+        logits = layers.Add(name="scores_plus_correction")([scores64, correction])
+    probabilities = layers.Softmax(name="probabilities")(logits)
+    model = keras.Model(inputs, probabilities, name=name)
+    if skips:
+        # Start from "background exactly where there is no ink" (still trainable): the network begins
+        # with perfect outlines and spends its training on the digits' classes.
+        kernel_weights, bias = model.get_layer("correction").get_weights()
+        kernel_weights[0, 0, -1, BACKGROUND_CLASS] = -20.0
+        bias[BACKGROUND_CLASS] = 10.0
+        model.get_layer("correction").set_weights([kernel_weights, bias])
+    if cnn is not None:
+        for layer in ("conv1", "conv2"):
+            model.get_layer(layer).set_weights(cnn.get_layer(layer).get_weights())
+        if conv_head:
+            kernel_weights, bias = cnn.get_layer("dense32").get_weights()
+            model.get_layer("dense32_conv").set_weights([kernel_weights.reshape(5, 5, 8, 32), bias])
+            kernel_weights, bias = cnn.get_layer("dense10").get_weights()
+            new_kernel, new_bias = model.get_layer("dense10_conv").get_weights()
+            new_kernel[..., :10], new_bias[:10] = kernel_weights.reshape(1, 1, 32, 10), bias
+            model.get_layer("dense10_conv").set_weights([new_kernel, new_bias])
+    return model
+
+
+def _context(x, width: int):
+    """Residual dilated 3x3 convolutions at 14x19 (rates 2 and 4): receptive field 28 -> 76 px."""
+    x = keras.layers.Conv2D(width, 1, activation="relu", name="context_in")(x)
+    for i, rate in enumerate((2, 4)):
+        more = keras.layers.Conv2D(
+            width, 3, padding="same", dilation_rate=rate, activation="relu", name=f"context{i}"
+        )(x)
+        x = keras.layers.Add(name=f"context{i}_add")([x, more])
+    return x
+
+
+def predict_class_maps(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Class maps uint8 (N, 64, 84) (argmax per pixel) for images uint8 (N, 64, 84)."""
+    predict = compiled_predictor(model)
+    maps = [
+        np.argmax(predict(images[i : i + batch_size, ..., None].astype(np.float32) / 255.0), axis=-1)
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(maps).astype(np.uint8)
+
+
+def compiled_predictor(model: keras.Model):
+    """``model`` in inference mode as one traced ``tf.function`` (no per-call Keras overhead)."""
+    function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return lambda x: function(tf.convert_to_tensor(x, tf.float32)).numpy()
+
+
+#: The final training recipe (notebook 05): fresh images of freshly distorted digits every epoch.
+FCN_RECIPE: dict[str, object] = {
+    "epochs": 3 if config.QUICK else 8,
+    "images_per_epoch": 3_000 if config.QUICK else 8_000,
+    "batch_size": 32,
+    "learning_rate": 3e-3,
+    "distort": True,
+}
+#: The shorter, equal budget of every ablation step: one fixed set of images, digits as they are.
+ABLATION_BUDGET: dict[str, object] = {
+    "epochs": 1 if config.QUICK else 2,
+    "images_per_epoch": 1_000 if config.QUICK else 5_000,
+    "batch_size": 32,
+    "learning_rate": 3e-3,
+    "fresh": False,
+}
+
+
+def evaluate_fcn(model: keras.Model, images: np.ndarray, class_maps: np.ndarray) -> dict[str, object]:
+    """The series' scores of a segmentation model on images uint8 (N, 64, 84) and class maps (N, 64, 84).
+
+    A 10-class model (the article's) is scored through :func:`gate_by_ink`.
+    """
+    from . import metrics
+
+    predict = compiled_predictor(model)
+    if model.output_shape[-1] == 10:
+        return metrics.evaluate_segmentation(lambda x: gate_by_ink(predict(x), x), images, class_maps)
+    return metrics.evaluate_segmentation(predict, images, class_maps)
+
+
+def fcn_path() -> Path:
+    return config.MODELS_DIR / "fcn.keras"
+
+
+def fcn_frozen_path() -> Path:
+    return config.MODELS_DIR / "fcn_frozen.pb"
+
+
+def load_or_create_fcn(source: str | None = "auto", seed: int = 0, verbose: int = 0) -> keras.Model:
+    """``models/fcn.keras`` (and its frozen twin), trained with :data:`FCN_RECIPE` first when missing."""
+    from . import freeze
+
+    try:
+        return load_model(fcn_path())
+    except (FileNotFoundError, ValueError):
+        pass
+    cnn = load_or_create_cnn(source, seed=seed)
+    keras.utils.set_random_seed(seed)
+    with distribution_strategy().scope():
+        model = build_fcn(cnn)
+    train_fcn(model, split_pools(source, seed=seed)["train"], seed=seed, verbose=verbose, **FCN_RECIPE)
+    save_model(model, fcn_path())
+    freeze.freeze_model(model, fcn_frozen_path(), output_name="probabilities")
+    return model

@@ -1,0 +1,77 @@
+"""Speed of the final FCN: training time per epoch and inference throughput, Keras vs frozen graph.
+
+Run with `make bench` (or `.venv/bin/python benchmarks/bench_fcn.py`). Prints a table; asserts nothing.
+Uses models/fcn.keras and models/fcn_frozen.pb, training and freezing them first when missing.
+Target (issue 4): frozen-graph inference of at least 2,000 images/s on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from m2nist_utils import config, freeze, m2nist, mnist, models
+
+import numpy as np
+
+
+def throughput(predict, images: np.ndarray, batch_size: int, min_seconds: float) -> float:
+    """Images per second of ``predict`` over batches of ``batch_size``, after one warm-up call."""
+    batches = [images[i : i + batch_size] for i in range(0, len(images) - batch_size + 1, batch_size)]
+    predict(batches[0])
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds:
+        for batch in batches:
+            np.asarray(predict(batch))
+            done += len(batch)
+    return done / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=3.0, help="least time per throughput measurement")
+    parser.add_argument("--train-images", type=int, default=2_000, help="images in the timed training epoch")
+    args = parser.parse_args()
+
+    print(f"device: {models.describe_device()} | {config.describe()}")
+    fcn = models.load_or_create_fcn()
+    frozen_path = models.fcn_frozen_path()
+    if not frozen_path.is_file():
+        freeze.freeze_model(fcn, frozen_path, output_name="probabilities")
+    frozen = freeze.load_frozen_graph(frozen_path, "image", "probabilities", input_shape=(64, 84, 1))
+    keras_call = models.compiled_predictor(fcn)
+
+    test = m2nist.load_or_create_split("test")
+    images = test.images[:1024, ..., None].astype(np.float32) / 255.0
+
+    rows = []
+    for batch_size in (1, 256):
+        seconds = args.seconds if batch_size > 1 else args.seconds / 2
+        k = throughput(keras_call, images, batch_size, seconds)
+        f = throughput(frozen, images, batch_size, seconds)
+        rows.append(
+            {
+                "batch": batch_size,
+                "keras img/s": f"{k:,.0f}",
+                "frozen img/s": f"{f:,.0f}",
+                "frozen/keras": f"{f / k:.2f}",
+            }
+        )
+
+    # One timed epoch on a copy of the model, so the saved weights stay as they are.
+    trainee = models.build_fcn(models.load_or_create_cnn())
+    pools = mnist.split_pools("auto")
+    start = time.perf_counter()
+    models.train_fcn(trainee, pools["train"], epochs=1, images_per_epoch=args.train_images, verbose=0)
+    per_epoch = (time.perf_counter() - start) * models.FCN_RECIPE["images_per_epoch"] / args.train_images
+
+    print(models.format_table(rows))
+    print(
+        f"training: {per_epoch:.1f} s per epoch of {models.FCN_RECIPE['images_per_epoch']:,} images "
+        f"(extrapolated from {args.train_images:,}, graph building included)"
+    )
+    print(f"parameters: {fcn.count_params():,}")
+
+
+if __name__ == "__main__":
+    main()

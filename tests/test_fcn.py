@@ -1,0 +1,105 @@
+"""FCN surgery, convolutionalization, our FCN and its training (m2nist_utils.models, notebooks 04-05)."""
+
+from __future__ import annotations
+
+from m2nist_utils import freeze, m2nist, models
+
+import keras
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def cnn(pools):
+    keras.utils.set_random_seed(0)
+    model = models.build_cnn()
+    models.train_cnn(model, pools, epochs=4, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def frozen_features(cnn, tmp_path_factory):
+    path = tmp_path_factory.mktemp("frozen") / "cnn_frozen.pb"
+    freeze.freeze_model(cnn, path)
+    encoder = freeze.load_frozen_graph(path, "image", "pool2", input_shape=(64, 84, 1))
+    return models.FrozenFeatures(encoder, (14, 19, 8))
+
+
+def test_article_fcn_shapes(frozen_features):
+    fcn = models.build_article_fcn(frozen_features, n_classes=10)
+    outputs = {r["layer"]: r["output"] for r in models.shape_table(fcn)}
+    assert outputs["upsample1"] == "30 x 40 x 10" and outputs["upsample2"] == "64 x 84 x 10"
+    assert fcn.count_params() == 5838 and fcn.output_shape == (None, 64, 84, 10)
+    probabilities = fcn(np.zeros((2, 64, 84, 1), np.float32)).numpy()
+    assert np.allclose(probabilities.sum(-1), 1, atol=1e-5)
+
+
+def test_article_receptive_field_is_too_small(cnn, frozen_features):
+    encoder = keras.Model(cnn.input, cnn.get_layer("pool2").output)
+    assert models.receptive_fields(encoder)[-1]["receptive field"] == "12 px"
+    fields = models.receptive_fields(models.build_article_fcn(frozen_features), start=(12, 4))
+    assert [r["receptive field"] for r in fields[-2:]] == ["16 px", "20 px"]
+
+
+def test_convolutionalized_cnn_reproduces_logits(cnn, pools):
+    fcn = models.convolutionalize(cnn)
+    digits = pools["test"].images[:200, ..., None].astype(np.float32) / 255
+    assert np.abs(fcn(digits).numpy()[:, 0, 0, :] - cnn(digits).numpy()).max() < 1e-5
+    assert fcn(np.zeros((1, 64, 84, 1), np.float32)).shape == (1, 10, 15, 10)
+    assert models.receptive_fields(fcn)[-1]["receptive field"] == "28 px"
+
+
+def test_our_fcn_fits_the_budget_and_reloads(cnn, tmp_path):
+    fcn = models.build_fcn(cnn)
+    assert fcn.count_params() <= 100_000 and fcn.output_shape == (None, 64, 84, 11)
+    # The head starts as the pretrained classifier: dense10's weights sit in the first 10 channels.
+    kernel = fcn.get_layer("dense10_conv").get_weights()[0]
+    assert np.array_equal(kernel[0, 0, :, :10], cnn.get_layer("dense10").get_weights()[0])
+    models.save_model(fcn, tmp_path / "fcn.keras")
+    again = models.load_model(tmp_path / "fcn.keras")
+    x = np.random.default_rng(0).random((2, 64, 84, 1), dtype=np.float32)
+    assert np.abs(again(x).numpy() - fcn(x).numpy()).max() < 1e-6
+
+
+def test_untrained_fcn_already_draws_exact_outlines(cnn, pools):
+    # The ink prior: background exactly where the input is dark, from the first step.
+    data = m2nist.compose_images(pools["test"], 20, seed=0)
+    predicted = models.predict_class_maps(models.build_fcn(cnn), data.images)
+    assert np.array_equal(predicted == 10, data.class_maps == 10)
+
+
+@pytest.mark.parametrize("flags", [{"skips": False}, {"skips": False, "context": False, "finetune": False}])
+def test_ablation_variants_build(cnn, flags):
+    fcn = models.build_fcn(cnn, **flags)
+    assert fcn.output_shape == (None, 64, 84, 11)
+    if flags.get("finetune") is False:
+        assert not fcn.get_layer("conv1").trainable
+
+
+def test_gate_by_ink():
+    probabilities = np.zeros((1, 64, 84, 10), np.float32)
+    probabilities[..., 3] = 1
+    images = np.zeros((1, 64, 84), np.uint8)
+    images[0, 5, 5] = 40
+    predicted = models.gate_by_ink(probabilities, images).argmax(-1)
+    assert predicted[0, 5, 5] == 3 and (predicted == 10).sum() == 64 * 84 - 1
+
+
+def test_training_data_is_fresh_every_epoch(pools):
+    data = models.m2nist_dataset(pools["train"], images_per_epoch=8, batch_size=4)
+    first = np.concatenate([x for x, _ in data])
+    second = np.concatenate([x for x, _ in data])
+    assert first.shape == (8, 64, 84, 1) and not np.array_equal(first, second)
+    fixed = models.m2nist_dataset(pools["train"], images_per_epoch=8, batch_size=4, fresh=False)
+    assert np.array_equal(np.concatenate([x for x, _ in fixed]), np.concatenate([x for x, _ in fixed]))
+
+
+def test_short_training_far_above_the_article(cnn, pools):
+    """A quality floor, not a timing: the article's design scores about 0.02 on a larger budget."""
+    keras.utils.set_random_seed(0)
+    fcn = models.build_fcn(cnn)
+    models.train_fcn(fcn, pools["train"], epochs=2, images_per_epoch=2_000, verbose=0)
+    test = m2nist.compose_images(pools["test"], 300, seed=3)
+    scores = models.evaluate_fcn(fcn, test.images, test.class_maps)
+    assert scores["background_iou"] > 0.99
+    assert scores["mean_iou"] > 0.25, scores
