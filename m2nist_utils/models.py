@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -35,8 +36,12 @@ def describe_device() -> str:
     return f"CPU ({os.cpu_count()} cores visible)"
 
 
+@functools.cache
 def distribution_strategy() -> tf.distribute.Strategy:
-    """Mirrored over all GPUs when there are several, the single device (GPU or CPU) otherwise."""
+    """Mirrored over all GPUs when there are several, the single device (GPU or CPU) otherwise.
+
+    One object per session: a model built in its scope must be compiled and trained in the same one.
+    """
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
@@ -368,6 +373,9 @@ def train_fcn(
 ) -> keras.callbacks.History:
     """Train a segmentation network with per-pixel cross-entropy, Adam and a cosine learning rate.
 
+    Build the model inside ``distribution_strategy().scope()`` to use every GPU; training follows the
+    model's own strategy.
+
     Args:
         model: outputs per-pixel probabilities (B, 64, 84, C), C = 11 (or 10 for the article's design,
             trained on the digit pixels' classes with background pixels counted as no class at all).
@@ -376,16 +384,19 @@ def train_fcn(
     steps = epochs * int(np.ceil(images_per_epoch / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
     n_classes = model.output_shape[-1]
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy() if n_classes == 11 else _digits_only_loss,
-    )
+    # Compile and fit in the strategy the model was built in (its variables live there).
+    with model.distribute_strategy.scope():
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss=keras.losses.SparseCategoricalCrossentropy() if n_classes == 11 else _digits_only_loss,
+        )
     data = m2nist_dataset(train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort)
     val = None
     if validation is not None:
         images, class_maps = validation
         val = (images[..., None].astype(np.float32) / 255.0, class_maps.astype(np.int32))
-    return model.fit(data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False)
+    with model.distribute_strategy.scope():
+        return model.fit(data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False)
 
 
 def _digits_only_loss(y_true, y_pred):
@@ -546,7 +557,9 @@ def predict_class_maps(model: keras.Model, images: np.ndarray, batch_size: int =
 
 def compiled_predictor(model: keras.Model):
     """``model`` in inference mode as one traced ``tf.function`` (no per-call Keras overhead)."""
-    function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    # A fixed signature with an open batch size: one trace, whatever the size of the last batch.
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    function = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     return lambda x: function(tf.convert_to_tensor(x, tf.float32)).numpy()
 
 
