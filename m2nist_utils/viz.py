@@ -110,12 +110,18 @@ def plot_bars(values: dict[str, float] | list[float], title: str, ylabel: str, l
     if isinstance(values, dict):
         labels, values = list(values), list(values.values())
     labels = labels if labels is not None else [str(i) for i in range(len(values))]
-    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(values) + 2), 3.2))
+    long_names = max(len(str(label)) for label in labels) > 3
+    fig, ax = plt.subplots(
+        figsize=(max(5, (1.1 if long_names else 0.6) * len(values) + 2), 3.6 if long_names else 3.2)
+    )
     bars = ax.bar(labels, values, color=[CLASS_COLORS[i % 10] for i in range(len(values))])
     ax.bar_label(bars, fmt="%.3g", fontsize=8)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.spines[["top", "right"]].set_visible(False)
+    if max(len(str(label)) for label in labels) > 3:
+        # Long names (ablation steps) would overlap side by side.
+        ax.set_xticks(range(len(labels)), labels, rotation=25, ha="right", fontsize=9)
     fig.tight_layout()
     return fig
 
