@@ -361,3 +361,24 @@ def _error_codes(true_map: np.ndarray, pred_map: np.ndarray, index: int | None) 
         hit = true_in & pred_in
         wrong = np.zeros_like(hit)
     return np.select([hit, true_in & ~pred_in, wrong, ~true_in & pred_in], [0, 1, 2, 3], default=4)
+
+
+def plot_table(rows: list[dict[str, object]], title: str | None = None) -> plt.Figure:
+    """A table of dict rows as a figure (the shape walk-through for the README)."""
+    keys = list(rows[0])
+    fig, ax = plt.subplots(figsize=(1.9 * len(keys) + 1, 0.32 * (len(rows) + 1) + 0.6))
+    ax.axis("off")
+    table = ax.table(
+        cellText=[[str(r[k]) for k in keys] for r in rows], colLabels=keys, loc="center", cellLoc="left"
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.scale(1, 1.25)
+    for (row, _), cell in table.get_celld().items():
+        cell.set_edgecolor("#dddddd")
+        if row == 0:
+            cell.set_text_props(weight="bold")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -21,6 +21,18 @@ def pools() -> dict[str, mnist.DigitPool]:
     return sample_pools()
 
 
+@pytest.fixture(scope="session")
+def trained_cnn(pools):
+    """The article's classifier after a few epochs: good enough features for the FCN tests (~96%)."""
+    from m2nist_utils import models
+    from m2nist_utils._tf import keras
+
+    keras.utils.set_random_seed(0)
+    cnn = models.build_cnn()
+    models.train_cnn(cnn, pools, epochs=4, verbose=0)
+    return cnn
+
+
 @pytest.fixture
 def fake_mnist() -> tuple[mnist.DigitPool, mnist.DigitPool]:
     """Small synthetic MNIST-like (train, test) sets: a filled square whose size encodes the label."""

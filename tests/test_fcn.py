@@ -10,11 +10,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def cnn(pools):
-    keras.utils.set_random_seed(0)
-    model = models.build_cnn()
-    models.train_cnn(model, pools, epochs=4, verbose=0)
-    return model
+def cnn(trained_cnn):
+    return trained_cnn
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,6 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture(scope="module")
-def trained_cnn(pools):
-    keras.utils.set_random_seed(0)
-    cnn = models.build_cnn()
-    models.train_cnn(cnn, pools, epochs=3, verbose=0)
-    return cnn
-
-
 def test_cnn_layers_and_parameters():
     cnn = models.build_cnn()
     assert [layer.name for layer in cnn.layers[1:]] == list(models.CNN_LAYERS)
