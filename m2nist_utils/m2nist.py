@@ -14,7 +14,6 @@ strokes from overlapping (the original article's generator could overlap or drop
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -136,21 +135,6 @@ def to_one_hot(class_maps: np.ndarray) -> np.ndarray:
 def to_class_map(masks: np.ndarray) -> np.ndarray:
     """One-hot (or score) masks (..., 64, 84, 11) -> class maps uint8 (..., 64, 84) via argmax."""
     return np.argmax(masks, axis=-1).astype(np.uint8)
-
-
-def stream_batches(
-    pool: DigitPool, batch_size: int, seed: int = 0, max_digits: int = MAX_DIGITS
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless fresh training batches from ``pool``.
-
-    Yields images float32 (B, 64, 84, 1) in [0, 1] and class maps uint8 (B, 64, 84).
-    """
-    rng = np.random.default_rng(seed)
-    while True:
-        images, class_maps, _ = compose_images(
-            pool, batch_size, max_digits=max_digits, seed=int(rng.integers(2**31))
-        )
-        yield images[..., None].astype(np.float32) / 255.0, class_maps
 
 
 # ----------------------------------------------------------------------------------------------------

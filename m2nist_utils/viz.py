@@ -40,14 +40,6 @@ def colorize(class_map: np.ndarray) -> np.ndarray:
     return CLASS_COLORS[np.asarray(class_map, dtype=np.intp)]
 
 
-def overlay(image: np.ndarray, class_map: np.ndarray) -> np.ndarray:
-    """The image in grey with each digit's pixels tinted in its class colour: RGB float (H, W, 3)."""
-    grey = np.repeat((np.asarray(image, np.float32) / 255.0)[..., None], 3, axis=-1)
-    tint = colorize(class_map)
-    digit = (np.asarray(class_map) != BACKGROUND)[..., None]
-    return np.where(digit, 0.35 * grey + 0.65 * tint, 0.6 * grey)
-
-
 def class_legend(ax: plt.Axes, classes=range(10), **kwargs) -> None:
     """A legend of class colours on ``ax``."""
     from matplotlib.patches import Patch
