@@ -425,33 +425,13 @@ def gate_by_ink(probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # Our FCN (notebook 05)
 # ----------------------------------------------------------------------------------------------------
-@keras.saving.register_keras_serializable(package="m2nist_utils")
-class MirrorPad(keras.layers.Layer):
-    """Pad height and width by ``size`` pixels, mirroring the border (so edge pixels keep real evidence)."""
-
-    def __init__(self, size: int, **kwargs):
-        super().__init__(**kwargs)
-        self.size = size
-
-    def call(self, x):
-        p = self.size
-        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="SYMMETRIC")
-
-    def compute_output_shape(self, input_shape):
-        b, h, w, c = input_shape
-        return (b, None if h is None else h + 2 * self.size, None if w is None else w + 2 * self.size, c)
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size}
-
-
 def build_fcn(
     cnn: keras.Model | None = None,
     conv_head: bool = True,
     finetune: bool = True,
     context: bool = True,
     skips: bool = True,
-    width: int = 48,
+    width: int = 32,
     name: str = "fcn",
 ) -> keras.Model:
     """Our FCN for 64x84 M2NIST images, 11 classes; each flag is one idea of notebook 05's ablation.
@@ -463,9 +443,10 @@ def build_fcn(
         finetune: train the encoder's weights too, instead of keeping them frozen.
         context: two residual dilated 3x3 convolutions (rates 2 and 4) at 14x19, so that every pixel's
             prediction sees its whole digit and its neighbours (receptive field 76 px).
-        skips: a decoder that upsamples step by step and joins the encoder's finer maps (``conv2``
-            28x38, ``pool1`` 30x40, ``conv1`` 60x80) and the input's exact ink at 64x84; otherwise the
-            article's two transposed convolutions.
+        skips: a decoder that joins finer maps: the article's first transposed convolution (14x19 ->
+            30x40), ``pool1``'s 30x40 map beside it, a 3x3 transposed convolution to 32x42, class scores
+            upsampled bilinearly to 64x84, plus a term from the input's exact ink; otherwise the article's
+            two transposed convolutions.
         width: channels of the context layers.
 
     Returns:
@@ -491,36 +472,27 @@ def build_fcn(
         features = layers.Concatenate(name="head_and_scores")([head, scores])
         if context:
             features = _context(features, width)
-        up = layers.UpSampling2D(2, interpolation="bilinear", name="up28")(features)  # 28x38, conv2's grid
-        up = layers.Conv2D(32, 3, padding="same", activation="relu", name="decode28")(
-            layers.Concatenate(name="skip_conv2")([up, conv2])
-        )
-        up = MirrorPad(1, name="pad30")(up)  # 30x40, pool1's grid
-        up = layers.Conv2D(32, 3, padding="same", activation="relu", name="decode30")(
+        features = layers.Conv2D(16, 1, activation="relu", name="squeeze")(features)
+        # Kernel 4, stride 2 puts output pixel j exactly over pool1's pixel j: the two maps line up.
+        up = layers.Conv2DTranspose(16, 4, strides=2, activation="relu", name="upsample1")(features)  # 30x40
+        up = layers.Conv2DTranspose(16, 3, activation="relu", name="decode32")(
             layers.Concatenate(name="skip_pool1")([up, pool1])
-        )
-        scores30 = layers.Conv2D(11, 1, name="scores30")(up)
-        scores60 = layers.UpSampling2D(2, interpolation="bilinear", name="up60")(scores30)  # conv1's grid
-        fine = layers.Conv2D(8, 3, padding="same", activation="relu", name="decode60")(
-            layers.Concatenate(name="skip_conv1")([scores60, conv1])
-        )
-        fine = MirrorPad(2, name="pad64")(fine)
-        scores64 = MirrorPad(2, name="scores64")(scores60)
+        )  # 32x42: one pixel more on every side, so that doubling it covers the whole 64x84 image
+        scores32 = layers.Conv2D(11, 1, name="scores32")(up)
+        scores64 = layers.UpSampling2D(2, interpolation="bilinear", name="upsample2")(scores32)  # 64x84
         # clip(255 * x, 0, 1): 1 wherever the input has ink - exactly the digit/background split.
         ink = layers.ReLU(max_value=1.0, name="ink")(layers.Rescaling(255.0, name="to_pixels")(x))
-        correction = layers.Conv2D(11, 1, name="correction")(
-            layers.Concatenate(name="skip_input")([fine, scores64, x, ink])
-        )
-        logits = layers.Add(name="scores_plus_correction")([scores64, correction])
+        ink_scores = layers.Conv2D(11, 1, name="ink_scores")(ink)
+        logits = layers.Add(name="scores_plus_ink")([scores64, ink_scores])
     probabilities = layers.Softmax(name="probabilities")(logits)
     model = keras.Model(inputs, probabilities, name=name)
     if skips:
         # Start from "background exactly where there is no ink" (still trainable): the network begins
         # with perfect outlines and spends its training on the digits' classes.
-        kernel_weights, bias = model.get_layer("correction").get_weights()
-        kernel_weights[0, 0, -1, BACKGROUND_CLASS] = -20.0
+        kernel_weights, bias = model.get_layer("ink_scores").get_weights()
+        kernel_weights[0, 0, 0, BACKGROUND_CLASS] = -20.0
         bias[BACKGROUND_CLASS] = 10.0
-        model.get_layer("correction").set_weights([kernel_weights, bias])
+        model.get_layer("ink_scores").set_weights([kernel_weights, bias])
     if cnn is not None:
         for layer in ("conv1", "conv2"):
             model.get_layer(layer).set_weights(cnn.get_layer(layer).get_weights())
@@ -565,10 +537,10 @@ def compiled_predictor(model: keras.Model):
 
 #: The final training recipe (notebook 05): fresh images of freshly distorted digits every epoch.
 FCN_RECIPE: dict[str, object] = {
-    "epochs": 3 if config.QUICK else 8,
+    "epochs": 3 if config.QUICK else 12,
     "images_per_epoch": 3_000 if config.QUICK else 8_000,
     "batch_size": 32,
-    "learning_rate": 3e-3,
+    "learning_rate": 8e-3,
     "distort": True,
 }
 #: The shorter, equal budget of every ablation step: one fixed set of images, digits as they are.

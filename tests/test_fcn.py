@@ -49,6 +49,9 @@ def test_convolutionalized_cnn_reproduces_logits(cnn, pools):
 def test_our_fcn_fits_the_budget_and_reloads(cnn, tmp_path):
     fcn = models.build_fcn(cnn)
     assert fcn.count_params() <= 100_000 and fcn.output_shape == (None, 64, 84, 11)
+    # The decoder's grids: pool1's beside the first transposed conv, one pixel more on every side, doubled.
+    grids = {name: fcn.get_layer(name).output.shape[1:3] for name in ("upsample1", "decode32", "upsample2")}
+    assert grids == {"upsample1": (30, 40), "decode32": (32, 42), "upsample2": (64, 84)}
     # The head starts as the pretrained classifier: dense10's weights sit in the first 10 channels.
     kernel = fcn.get_layer("dense10_conv").get_weights()[0]
     assert np.array_equal(kernel[0, 0, :, :10], cnn.get_layer("dense10").get_weights()[0])
