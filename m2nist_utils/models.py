@@ -370,6 +370,7 @@ def train_fcn(
     distort: bool = False,
     seed: int = 0,
     verbose: int = 2,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> keras.callbacks.History:
     """Train a segmentation network with per-pixel cross-entropy, Adam and a cosine learning rate.
 
@@ -396,7 +397,9 @@ def train_fcn(
         images, class_maps = validation
         val = (images[..., None].astype(np.float32) / 255.0, class_maps.astype(np.int32))
     with model.distribute_strategy.scope():
-        return model.fit(data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False)
+        return model.fit(
+            data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks
+        )
 
 
 def _digits_only_loss(y_true, y_pred):
@@ -444,9 +447,10 @@ def build_fcn(
         context: two residual dilated 3x3 convolutions (rates 2 and 4) at 14x19, so that every pixel's
             prediction sees its whole digit and its neighbours (receptive field 76 px).
         skips: a decoder that joins finer maps: the article's first transposed convolution (14x19 ->
-            30x40), ``pool1``'s 30x40 map beside it, a 3x3 transposed convolution to 32x42, class scores
-            upsampled bilinearly to 64x84, plus a term from the input's exact ink; otherwise the article's
-            two transposed convolutions.
+            30x40), ``pool1``'s 30x40 map beside it, a 3x3 transposed convolution to 32x42 and a softmax
+            over the ten digits there, doubled bilinearly to 64x84 and put on the input's exact ink (the
+            background channel is 1 wherever there is no ink); otherwise the article's two transposed
+            convolutions and a softmax over 11 classes.
         width: channels of the context layers.
 
     Returns:
@@ -468,6 +472,7 @@ def build_fcn(
             scores = layers.Conv2D(11, 1, name="context_scores")(features)
         up = layers.Conv2DTranspose(11, 4, strides=2, name="upsample1")(scores)  # 30x40
         logits = layers.Conv2DTranspose(11, 6, strides=2, name="upsample2")(up)  # 64x84
+        probabilities = layers.Softmax(name="probabilities")(logits)
     else:
         features = layers.Concatenate(name="head_and_scores")([head, scores])
         if context:
@@ -478,21 +483,16 @@ def build_fcn(
         up = layers.Conv2DTranspose(16, 3, activation="relu", name="decode32")(
             layers.Concatenate(name="skip_pool1")([up, pool1])
         )  # 32x42: one pixel more on every side, so that doubling it covers the whole 64x84 image
-        scores32 = layers.Conv2D(11, 1, name="scores32")(up)
-        scores64 = layers.UpSampling2D(2, interpolation="bilinear", name="upsample2")(scores32)  # 64x84
-        # clip(255 * x, 0, 1): 1 wherever the input has ink - exactly the digit/background split.
+        # Which digit: a softmax over the ten digits at 32x42, doubled bilinearly to 64x84 (a blend of
+        # probability vectors is still one), at a quarter of the cost of a full-resolution softmax.
+        digits = layers.Softmax(name="digit_probabilities")(layers.Conv2D(10, 1, name="scores32")(up))
+        digits = layers.UpSampling2D(2, interpolation="bilinear", name="upsample2")(digits)  # 64x84
+        # Where: clip(255 x, 0, 1) is 1 wherever the input has ink - exactly the digit/background split.
         ink = layers.ReLU(max_value=1.0, name="ink")(layers.Rescaling(255.0, name="to_pixels")(x))
-        ink_scores = layers.Conv2D(11, 1, name="ink_scores")(ink)
-        logits = layers.Add(name="scores_plus_ink")([scores64, ink_scores])
-    probabilities = layers.Softmax(name="probabilities")(logits)
+        no_ink = layers.Rescaling(-1.0, offset=1.0, name="no_ink")(ink)
+        on_ink = layers.Multiply(name="digits_on_ink")([digits, ink])
+        probabilities = layers.Concatenate(name="probabilities")([on_ink, no_ink])
     model = keras.Model(inputs, probabilities, name=name)
-    if skips:
-        # Start from "background exactly where there is no ink" (still trainable): the network begins
-        # with perfect outlines and spends its training on the digits' classes.
-        kernel_weights, bias = model.get_layer("ink_scores").get_weights()
-        kernel_weights[0, 0, 0, BACKGROUND_CLASS] = -20.0
-        bias[BACKGROUND_CLASS] = 10.0
-        model.get_layer("ink_scores").set_weights([kernel_weights, bias])
     if cnn is not None:
         for layer in ("conv1", "conv2"):
             model.get_layer(layer).set_weights(cnn.get_layer(layer).get_weights())

@@ -62,10 +62,14 @@ def test_our_fcn_fits_the_budget_and_reloads(cnn, tmp_path):
 
 
 def test_untrained_fcn_already_draws_exact_outlines(cnn, pools):
-    # The ink prior: background exactly where the input is dark, from the first step.
+    # The ink gate: background exactly where the input is dark, from the first step.
     data = m2nist.compose_images(pools["test"], 20, seed=0)
-    predicted = models.predict_class_maps(models.build_fcn(cnn), data.images)
+    fcn = models.build_fcn(cnn)
+    predicted = models.predict_class_maps(fcn, data.images)
     assert np.array_equal(predicted == 10, data.class_maps == 10)
+    probabilities = fcn(data.images[..., None].astype(np.float32) / 255).numpy()
+    assert np.allclose(probabilities.sum(-1), 1, atol=1e-5) and probabilities.min() >= 0
+    assert np.array_equal(probabilities[..., 10] == 1, data.images == 0)
 
 
 @pytest.mark.parametrize("flags", [{"skips": False}, {"skips": False, "context": False, "finetune": False}])
