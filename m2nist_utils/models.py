@@ -409,7 +409,10 @@ def _digits_only_loss(y_true, y_pred):
     background is, and paints some digit everywhere (the article's "white background").
     """
     target = tf.one_hot(tf.cast(y_true, tf.int32), 11)[..., :10]
-    return keras.losses.categorical_crossentropy(target, y_pred)
+    # Written out on purpose: keras' categorical_crossentropy hands a softmax's logits to TensorFlow's fused
+    # op, whose gradient (softmax - target) assumes targets that sum to 1. For an all-zero target it is not
+    # zero, and would push every background pixel's logits down without bound - training then diverges.
+    return -tf.reduce_sum(target * tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0)), axis=-1)
 
 
 def gate_by_ink(probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from m2nist_utils import freeze, m2nist, models
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,14 @@ def test_short_training_far_above_the_article(cnn, pools):
     scores = models.evaluate_fcn(fcn, test.images, test.class_maps)
     assert scores["background_iou"] > 0.99
     assert scores["mean_iou"] > 0.25, scores
+
+
+def test_article_loss_ignores_background_pixels():
+    # An all-zero target (a background pixel) must give no loss and no gradient; TensorFlow's fused
+    # softmax cross-entropy gives such a pixel a gradient anyway, which made the article's FCN diverge.
+    logits = tf.Variable(np.random.default_rng(0).normal(size=(1, 1, 2, 10)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        loss = models._digits_only_loss(tf.constant([[[10, 3]]]), keras.ops.softmax(logits))
+    gradient = tape.gradient(loss, logits).numpy()
+    assert loss.numpy()[0, 0, 0] == 0 and not gradient[0, 0, 0].any()
+    assert loss.numpy()[0, 0, 1] > 0 and gradient[0, 0, 1].any()
