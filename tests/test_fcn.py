@@ -100,14 +100,14 @@ def test_training_data_is_fresh_every_epoch(pools):
 
 
 def test_short_training_far_above_the_article(cnn, pools):
-    """A quality floor, not a timing: the article's design scores about 0.02 on a larger budget."""
+    """A quality floor, not a timing: the article's design scores about 0.23 on a larger budget."""
     keras.utils.set_random_seed(0)
     fcn = models.build_fcn(cnn)
-    models.train_fcn(fcn, pools["train"], epochs=2, images_per_epoch=2_000, verbose=0)
+    models.train_fcn(fcn, pools["train"], epochs=3, images_per_epoch=2_000, verbose=0)
     test = m2nist.compose_images(pools["test"], 300, seed=3)
     scores = models.evaluate_fcn(fcn, test.images, test.class_maps)
     assert scores["background_iou"] > 0.99
-    assert scores["mean_iou"] > 0.25, scores
+    assert scores["mean_iou"] > 0.5, scores
 
 
 def test_article_loss_ignores_background_pixels():
