@@ -256,13 +256,23 @@ def convolutionalize(cnn: keras.Model, input_shape: tuple = (None, None, 1)) -> 
     x = keras.layers.Conv2D(32, 5, activation="relu", name="dense32_conv")(x)
     x = keras.layers.Conv2D(10, 1, name="dense10_conv")(x)
     fcn = keras.Model(inputs, x, name="cnn_convolutionalized")
-    for name in ("conv1", "conv2"):
-        fcn.get_layer(name).set_weights(cnn.get_layer(name).get_weights())
-    kernel, bias = cnn.get_layer("dense32").get_weights()
-    fcn.get_layer("dense32_conv").set_weights([kernel.reshape(5, 5, 8, 32), bias])
-    kernel, bias = cnn.get_layer("dense10").get_weights()
-    fcn.get_layer("dense10_conv").set_weights([kernel.reshape(1, 1, 32, 10), bias])
+    for name, weights in convolutionalized_weights(cnn).items():
+        fcn.get_layer(name).set_weights(weights)
     return fcn
+
+
+def convolutionalized_weights(cnn: keras.Model) -> dict[str, list[np.ndarray]]:
+    """The classifier's trained weights by the name of the convolution that carries them.
+
+    ``conv1`` and ``conv2`` as they are; ``dense32_conv`` 5x5x8x32 and ``dense10_conv`` 1x1x32x10, the dense
+    kernels reshaped in the row-major order in which ``flatten`` laid out the 5x5x8 ``pool2`` map.
+    """
+    weights = {name: cnn.get_layer(name).get_weights() for name in ("conv1", "conv2")}
+    kernel, bias = cnn.get_layer("dense32").get_weights()
+    weights["dense32_conv"] = [kernel.reshape(5, 5, 8, 32), bias]
+    kernel, bias = cnn.get_layer("dense10").get_weights()
+    weights["dense10_conv"] = [kernel.reshape(1, 1, 32, 10), bias]
+    return weights
 
 
 def receptive_fields(model: keras.Model, start: tuple[float, float] = (1, 1)) -> list[dict[str, object]]:
@@ -385,18 +395,17 @@ def train_fcn(
     steps = epochs * int(np.ceil(images_per_epoch / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
     n_classes = model.output_shape[-1]
+    data = m2nist_dataset(train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort)
+    val = None
+    if validation is not None:
+        images, class_maps = validation
+        val = (images[..., None].astype(np.float32) / 255.0, class_maps.astype(np.int32))
     # Compile and fit in the strategy the model was built in (its variables live there).
     with model.distribute_strategy.scope():
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
             loss=keras.losses.SparseCategoricalCrossentropy() if n_classes == 11 else _digits_only_loss,
         )
-    data = m2nist_dataset(train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort)
-    val = None
-    if validation is not None:
-        images, class_maps = validation
-        val = (images[..., None].astype(np.float32) / 255.0, class_maps.astype(np.int32))
-    with model.distribute_strategy.scope():
         return model.fit(
             data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks
         )
@@ -497,15 +506,14 @@ def build_fcn(
         probabilities = layers.Concatenate(name="probabilities")([on_ink, no_ink])
     model = keras.Model(inputs, probabilities, name=name)
     if cnn is not None:
-        for layer in ("conv1", "conv2"):
-            model.get_layer(layer).set_weights(cnn.get_layer(layer).get_weights())
+        weights = convolutionalized_weights(cnn)
+        for layer in ("conv1", "conv2", *(("dense32_conv",) if conv_head else ())):
+            model.get_layer(layer).set_weights(weights[layer])
         if conv_head:
-            kernel_weights, bias = cnn.get_layer("dense32").get_weights()
-            model.get_layer("dense32_conv").set_weights([kernel_weights.reshape(5, 5, 8, 32), bias])
-            kernel_weights, bias = cnn.get_layer("dense10").get_weights()
-            new_kernel, new_bias = model.get_layer("dense10_conv").get_weights()
-            new_kernel[..., :10], new_bias[:10] = kernel_weights.reshape(1, 1, 32, 10), bias
-            model.get_layer("dense10_conv").set_weights([new_kernel, new_bias])
+            # dense10's ten classes fill the first ten channels; background keeps its fresh weights.
+            kernel, bias = model.get_layer("dense10_conv").get_weights()
+            kernel[..., :10], bias[:10] = weights["dense10_conv"]
+            model.get_layer("dense10_conv").set_weights([kernel, bias])
     return model
 
 
