@@ -9,6 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# Worked solutions to the exercises, run after the chapters they answer.
+SOLUTIONS := $(sort $(wildcard notebooks/solutions/[0-9][0-9]_*.ipynb))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
@@ -27,7 +29,7 @@ install: $(STAMP)
 
 ## Execute every notebook in order, in place, in full mode (outputs are committed).
 run: install
-	@for nb in $(NOTEBOOKS); do \
+	@for nb in $(NOTEBOOKS) $(SOLUTIONS); do \
 		echo "== $$nb"; \
 		M2NIST_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
@@ -37,7 +39,7 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	home=$$(mktemp -d) && M2NIST_QUICK=1 M2NIST_HOME=$$home $(BIN)/python -m pytest -q \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=900 tests $(NOTEBOOKS); \
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=900 tests $(NOTEBOOKS) $(SOLUTIONS); \
 		status=$$?; rm -rf $$home; exit $$status
 
 lint: install

@@ -3,7 +3,7 @@
 Introduced in notebook 01. Environment variables:
 
 - ``M2NIST_QUICK=1`` shrinks sample counts and epochs (CI and ``make test``).
-- ``M2NIST_HOME`` moves ``data/``, ``models/`` and ``img/`` away from the repository root
+- ``M2NIST_HOME`` moves ``data/``, ``models/``, ``img/`` and ``results/`` away from the repository root
   (tests point it at a temporary folder so that they never clobber a full run's artifacts).
 """
 
@@ -29,6 +29,7 @@ HOME: Path = Path(os.environ.get("M2NIST_HOME") or REPO_ROOT).expanduser().resol
 DATA_DIR: Path = HOME / "data"
 MODELS_DIR: Path = HOME / "models"
 IMG_DIR: Path = HOME / "img"
+RESULTS_DIR: Path = HOME / "results"
 
 #: Number of M2NIST images per split, full mode vs quick mode.
 N_IMAGES: dict[str, int] = (
@@ -49,3 +50,17 @@ def describe() -> str:
     except ValueError:
         where = "$M2NIST_HOME"
     return f"mode: {mode()} | artifacts (data/, models/, img/) under {where}"
+
+
+def describe_versions() -> str:
+    """One line with the versions a reader should quote in a bug report (every notebook's setup prints it)."""
+    import platform
+
+    import numpy
+
+    from ._tf import keras, tf
+
+    return (
+        f"Python {platform.python_version()} | TensorFlow {tf.__version__} | Keras {keras.__version__} | "
+        f"numpy {numpy.__version__}"
+    )
