@@ -258,8 +258,12 @@ ERROR_COLORS = np.array(
         CLASS_COLORS[BACKGROUND],
     ]
 )
-#: White pixels between the panels of :func:`render_masks`.
+#: Width of the grey strip between the panels of :func:`render_masks`, and its colour (RGB uint8): grey, so
+#: that two white single-channel masks side by side stay two panels.
 PANEL_GAP = 4
+PANEL_GAP_COLOR = (160, 160, 160)
+#: The panels of :func:`render_masks`, left to right (the first two alone without a prediction).
+PANEL_TITLES = ("input", "truth", "prediction", "errors")
 
 
 def to_rgb8(rgb: np.ndarray) -> np.ndarray:
@@ -284,7 +288,7 @@ def render_masks(
         channel: ``"all"`` shows every class in its ``CLASS_COLORS`` colour; a digit 0-9, or
             ``"background"`` / 10, shows that channel's mask alone, white on black.
         scale: each panel is enlarged by this integer factor (nearest neighbour, so pixels stay crisp).
-        gap: white pixels between panels.
+        gap: width of the ``PANEL_GAP_COLOR`` strip between panels.
 
     Returns:
         RGB uint8 (H * scale, n * W * scale + (n - 1) * gap, 3) with n = 2 panels, or 4 with a prediction.
@@ -312,11 +316,12 @@ def render_masks(
     if pred_map is not None:
         panels += [mask(pred_map), ERROR_COLORS[_error_codes(true_map, pred_map, index)]]
     height = image.shape[0] * scale
-    white = np.full((height, gap, 3), 255, np.uint8)
+    strip = np.empty((height, gap, 3), np.uint8)
+    strip[:] = PANEL_GAP_COLOR
     row: list[np.ndarray] = []
     for panel in panels:
         if row:
-            row.append(white)
+            row.append(strip)
         row.append(np.repeat(np.repeat(to_rgb8(panel), scale, axis=0), scale, axis=1))
     return np.concatenate(row, axis=1)
 
@@ -340,6 +345,26 @@ def _channel_index(channel: int | str) -> int | None:
     ):
         return int(channel)
     raise ValueError(f"channel must be 'all', a digit 0-9, or 'background' / 10, got {channel!r}")
+
+
+def error_map(true_maps: np.ndarray, pred_maps: np.ndarray, channel: int | str = "all") -> np.ndarray:
+    """Per pixel, what kind of pixel it is: an index into ``ERROR_NAMES`` (and ``ERROR_COLORS``).
+
+    Introduced in notebook 06, which counts each kind over the test split (``np.bincount``).
+
+    Args:
+        true_maps, pred_maps: class maps uint8 of one shape, (H, W) or (N, H, W), 10 = background.
+        channel: ``"all"`` (0 correct digit, 1 missed digit, 2 wrong digit, 3 false alarm, 4 correct
+            background), or one channel (a digit 0-9, or ``"background"`` / 10), for which "wrong digit"
+            cannot occur (see :func:`render_masks`).
+
+    Returns:
+        uint8 codes 0-4 of the maps' shape.
+    """
+    true_maps, pred_maps = np.asarray(true_maps), np.asarray(pred_maps)
+    if true_maps.shape != pred_maps.shape:
+        raise ValueError(f"true_maps {true_maps.shape} and pred_maps {pred_maps.shape} must have one shape")
+    return _error_codes(true_maps, pred_maps, _channel_index(channel)).astype(np.uint8)
 
 
 def _error_codes(true_map: np.ndarray, pred_map: np.ndarray, index: int | None) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Introduced in notebook 06 (and used on the dataset alone in notebook 01). The viewer draws with
 :func:`viz.render_masks` into one ``ipywidgets.Image`` that it updates in place, so redraws neither flicker
-nor leave matplotlib figures open.
+nor leave matplotlib figures open; a row of HTML titles above it names the panels.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from PIL import Image
 
 from . import m2nist, metrics, viz
 
-#: The channel control's choices: (label, value) for every class and "all digits".
-CHANNEL_OPTIONS = [("all", "all")] + [(str(d), d) for d in range(10)] + [("bg", "background")]
+#: The channel control's choices: (label, value) for "all digits" and every class, labels written in full.
+CHANNEL_OPTIONS = [("all", "all")] + [(str(d), d) for d in range(10)] + [("background", "background")]
+#: Each channel button as wide as its own label: a fixed width either cuts "all" and "background" to "a..."
+#: and "b..." (JupyterLab pads a button by 12 px a side) or makes ten one-digit buttons needlessly wide.
+CHANNEL_BUTTON_WIDTH = "auto"
 
 
 class MaskViewer(widgets.VBox):
@@ -32,8 +35,9 @@ class MaskViewer(widgets.VBox):
 
     Attributes:
         slider (IntSlider), prev_button / next_button (Button), channel (ToggleButtons with values
-        ``"all"``, 0-9 and ``"background"``), image (Image, PNG), info (HTML: digits and per-class IoU),
-        legend (HTML). Setting ``slider.value`` or ``channel.value`` redraws; so does :meth:`render`.
+        ``"all"``, 0-9 and ``"background"``), titles (HTML: one title above each panel), image (Image,
+        PNG), info (HTML: digits and per-class IoU), legend (HTML). Setting ``slider.value`` or
+        ``channel.value`` redraws; so does :meth:`render`.
     """
 
     def __init__(
@@ -63,11 +67,19 @@ class MaskViewer(widgets.VBox):
         self.channel = widgets.ToggleButtons(
             options=CHANNEL_OPTIONS,
             value="all",
-            description="mask",
             tooltips=["all digits"] + [f"digit {d} only" for d in range(10)] + ["background only"],
-            style={"button_width": "2.6em"},
+            style={"button_width": CHANNEL_BUTTON_WIDTH},
         )
-        self.image = widgets.Image(format="png")
+        # Titles and image share one box at the image's natural width: when the page is narrower the
+        # browser shrinks the image (max-width: 100%), and titles placed in percent shrink with it.
+        n_panels = 2 if self.pred_maps is None else 4
+        self._panel_width = images.shape[2] * scale
+        self._row_width = n_panels * self._panel_width + (n_panels - 1) * viz.PANEL_GAP
+        self.titles = widgets.HTML(layout={"width": "100%", "margin": "0"})
+        self.image = widgets.Image(format="png", layout={"width": "100%", "margin": "0"})
+        panels = widgets.VBox(
+            [self.titles, self.image], layout={"width": f"{self._row_width}px", "max_width": "100%"}
+        )
         self.info = widgets.HTML()
         self.legend = widgets.HTML(_legend_html(self.pred_maps is not None))
 
@@ -76,7 +88,11 @@ class MaskViewer(widgets.VBox):
         self.slider.observe(lambda _: self.render(), names="value")
         self.channel.observe(lambda _: self.render(), names="value")
         controls = widgets.HBox([self.prev_button, self.slider, self.next_button])
-        super().__init__([controls, self.channel, self.image, self.info, self.legend])
+        # ToggleButtons would put its own description on a line above the buttons: a label beside them.
+        channels = widgets.HBox(
+            [widgets.Label("mask", layout={"width": "auto", "margin": "0 0.6em 0 0.3em"}), self.channel]
+        )
+        super().__init__([controls, channels, panels, self.info, self.legend])
         self.render()
 
     def _step(self, delta: int) -> None:
@@ -88,7 +104,24 @@ class MaskViewer(widgets.VBox):
         pred = None if self.pred_maps is None else self.pred_maps[i]
         pixels = viz.render_masks(self.images[i], self.true_maps[i], pred, self.channel.value, self.scale)
         self.image.value = png_bytes(pixels)
+        self.titles.value = self._titles_html()
         self.info.value = _info_html(i, len(self.images), self.true_maps[i], pred)
+
+    def _titles_html(self) -> str:
+        """One centred title per panel, sized and spaced in percent of the image's width (long ones wrap)."""
+        names = list(viz.PANEL_TITLES[: 2 if self.pred_maps is None else 4])
+        if self.channel.value != "all":
+            label = dict((value, label) for label, value in CHANNEL_OPTIONS)[self.channel.value]
+            names[1:] = [f"{name}: {label} only" for name in names[1:]]
+        width = 100 * self._panel_width / self._row_width
+        gap = 100 * viz.PANEL_GAP / self._row_width
+        cells = "".join(
+            f'<div class="m2nist-panel-title" style="width:{width:.4f}%;'
+            f'margin-left:{gap if k else 0:.4f}%;text-align:center;line-height:1.3">'
+            f"<b>{name}</b></div>"
+            for k, name in enumerate(names)
+        )
+        return f'<div style="display:flex;width:100%">{cells}</div>'
 
 
 def mask_viewer(
@@ -151,10 +184,12 @@ def _swatch(rgb: np.ndarray, label: str) -> str:
 
 
 def _legend_html(with_prediction: bool) -> str:
-    """Panel names, class colours and, with a prediction, the error colours."""
-    panels = "input | truth | prediction | errors" if with_prediction else "input | truth"
+    """Class colours and, with a prediction, the error colours."""
+    single = "a single channel shows its mask in white"
+    if with_prediction:
+        single += " and its errors alone (a wrong digit: missed in its own channel, a false alarm in another)"
     lines = [
-        f"<b>panels:</b> {panels} &middot; a single channel shows its mask in white",
+        f"<b>channels:</b> {single}",
         "<b>classes:</b> " + "".join(_swatch(c, n) for c, n in zip(viz.CLASS_COLORS, viz.CLASS_NAMES)),
     ]
     if with_prediction:

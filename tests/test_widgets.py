@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from m2nist_utils import m2nist, mnist, viz, widgets
 
@@ -46,7 +47,7 @@ def test_panel_count_and_size(scene):
     assert rendered.dtype == np.uint8
     for k in range(1, 4):
         gap = rendered[:, k * W * SCALE + (k - 1) * GAP : k * (W * SCALE + GAP)]
-        assert gap.shape[1] == GAP and (gap == 255).all()
+        assert gap.shape[1] == GAP and (gap == viz.PANEL_GAP_COLOR).all()
     assert viz.render_masks(image, true, pred, scale=1, gap=0).shape == (H, 4 * W, 3)
 
 
@@ -74,6 +75,21 @@ def test_error_panel_all_digits(scene):
     expected = {tuple(CORRECT): 18, tuple(MISSED): 1, tuple(WRONG): 1, tuple(FALSE_ALARM): 1}
     expected[tuple(CORRECT_BG)] = H * W - 21
     assert dict(zip(map(tuple, colours), counts.tolist())) == expected
+
+
+def test_error_map_counts_each_kind(scene):
+    image, true, pred = scene
+    counts = np.bincount(viz.error_map(true, pred).ravel(), minlength=5)
+    assert counts.tolist() == [18, 1, 1, 1, H * W - 21]
+    assert viz.error_map(true, pred).dtype == np.uint8
+    batch = viz.error_map(np.stack([true, pred]), np.stack([pred, pred]))
+    assert batch.shape == (2, H, W)
+    assert (batch[0] == viz.error_map(true, pred)).all()
+    assert set(np.unique(batch[1]).tolist()) == {0, 4}  # a prediction against itself: no errors
+    seven = viz.error_map(true, pred, channel=7)
+    assert np.bincount(seven.ravel(), minlength=5).tolist() == [18, 2, 0, 0, H * W - 20]
+    with pytest.raises(ValueError, match="one shape"):
+        viz.error_map(true, pred[1:])
 
 
 def test_error_colours_are_distinct():
@@ -108,6 +124,10 @@ def test_background_channel(scene, channel):
     assert (pixel(rendered, 3, 10, 40) == FALSE_ALARM).all()  # predicted background on the stroke
     assert (pixel(rendered, 3, 11, 40) == CORRECT_BG).all()  # 7 vs 1: neither is background
     assert (pixel(rendered, 3, 50, 5) == MISSED).all()
+    # Two white masks side by side: the strip between them must still show where one panel ends.
+    strip = rendered[:, 2 * W * SCALE + GAP : 2 * (W * SCALE + GAP)]
+    assert (pixel(rendered, 1, 0, W - 1) == WHITE).all() and (pixel(rendered, 2, 0, 0) == WHITE).all()
+    assert (np.abs(strip.astype(int) - 255).sum(-1) >= 3 * 60).all()
 
 
 @pytest.mark.parametrize("channel", ["all", "background", *range(11)])
@@ -220,3 +240,60 @@ def test_viewer_rejects_mismatched_masks(data):
         widgets.mask_viewer(data.images, data.class_maps, data.class_maps[..., :80])
     with pytest.raises(ValueError, match="images"):
         widgets.mask_viewer(data.images[0], data.class_maps[0])
+
+
+# The viewer as a browser shows it (JupyterLab pads each button by 12 px a side, at a 13 px font).
+BUTTON_PADDING_EM, CHAR_EM = 24 / 13, 0.62
+CONTENT_WIDTHS = ("auto", "fit-content", "max-content")
+
+
+def button_fits(width: str, label: str) -> bool:
+    """Whether a button of CSS ``width`` shows ``label`` whole (a generous estimate of the text's width)."""
+    if width in CONTENT_WIDTHS:
+        return True
+    needed = CHAR_EM * len(label) + BUTTON_PADDING_EM
+    if width.endswith("em"):
+        return float(width[:-2]) >= needed
+    if width.endswith("px"):
+        return float(width[:-2]) >= 13 * needed
+    return False  # "" = ipywidgets' default of about 72 px: too narrow for "background"
+
+
+def test_channel_buttons_show_whole_labels(data):
+    viewer = widgets.mask_viewer(data.images, data.class_maps)
+    labels = list(viewer.channel.options)
+    assert [label for label, _ in labels] == ["all", *map(str, range(10)), "background"]
+    assert [value for _, value in labels] == ["all", *range(10), "background"]
+    width = viewer.channel.style.button_width
+    assert all(button_fits(width, label) for label, _ in labels), f"button width {width!r} cuts labels"
+    assert not button_fits("2.6em", "all") and not button_fits("", "background")  # the estimate can fail
+
+
+def title_cells(html: str) -> list[tuple[str, float, float]]:
+    """(title, width %, left margin %) of each panel title in the viewer's title row."""
+    cells = re.findall(r'style="width:([\d.]+)%;margin-left:([\d.]+)%;[^"]*"><b>([^<]*)</b>', html)
+    return [(name, float(width), float(margin)) for width, margin, name in cells]
+
+
+def test_viewer_titles_every_panel(data):
+    viewer = widgets.mask_viewer(data.images, data.class_maps, data.class_maps)
+    panels = viewer.children[2]
+    assert panels.children == (viewer.titles, viewer.image)  # titles directly above the image
+    cells = title_cells(viewer.titles.value)
+    assert [name for name, _, _ in cells] == ["input", "truth", "prediction", "errors"]
+    width = decode(viewer.image.value).shape[1]
+    assert panels.layout.width == f"{width}px"
+    for k, (_, share, margin) in enumerate(cells):
+        assert share == pytest.approx(100 * W * SCALE / width, abs=1e-3)  # each title spans its panel
+        assert margin == pytest.approx(100 * GAP / width if k else 0, abs=1e-3)
+    assert sum(share + margin for _, share, margin in cells) == pytest.approx(100, abs=1e-2)
+
+    viewer.channel.value = 7
+    assert [name for name, _, _ in title_cells(viewer.titles.value)][1:] == [
+        "truth: 7 only",
+        "prediction: 7 only",
+        "errors: 7 only",
+    ]
+    alone = widgets.mask_viewer(data.images, data.class_maps)
+    assert [name for name, _, _ in title_cells(alone.titles.value)] == ["input", "truth"]
+    assert title_cells(alone.titles.value)[0][1] == pytest.approx(100 * W * SCALE / (2 * W * SCALE + GAP))
