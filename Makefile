@@ -14,7 +14,7 @@ SOLUTIONS := $(sort $(wildcard notebooks/solutions/[0-9][0-9]_*.ipynb))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install run test lint format bench clean-artifacts
+.PHONY: install run test lint format bench bench-peer clean-artifacts
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: need Python 3.11, 3.12 or 3.13 on PATH (or make PYTHON=...)"; exit 1; }
@@ -53,6 +53,11 @@ format: install
 clean-artifacts:
 	rm -rf data models
 
-## Speed of the final FCN (training per epoch, inference Keras vs frozen graph); prints a table.
+## Speed of the final FCN (training per epoch, inference Keras vs frozen graph): a table, results/bench.json.
 bench: install
 	$(BIN)/python benchmarks/bench_fcn.py
+
+## The Keras example's U-Net trained as long as our FCN on the same data, both scored on the test split:
+## a table and results/peer_unet.json (several minutes; run it on an otherwise idle machine).
+bench-peer: install
+	$(BIN)/python benchmarks/bench_peer_unet.py

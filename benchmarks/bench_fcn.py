@@ -1,6 +1,7 @@
 """Speed of the final FCN: training time per epoch and inference throughput, Keras vs frozen graph.
 
-Run with `make bench` (or `.venv/bin/python benchmarks/bench_fcn.py`). Prints a table; asserts nothing.
+Run with `make bench` (or `.venv/bin/python benchmarks/bench_fcn.py`). Prints a table and writes the figures
+to results/bench.json (the README quotes them); asserts nothing.
 Uses models/fcn.keras and models/fcn_frozen.pb, training and freezing them first when missing.
 Target (issue 4): frozen-graph inference of at least 2,000 images/s on 2 CPU cores.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from m2nist_utils import config, freeze, m2nist, mnist, models
+from m2nist_utils import config, freeze, m2nist, mnist, models, results
 from m2nist_utils._tf import keras
 
 import numpy as np
@@ -63,13 +64,13 @@ def main() -> None:
     test = m2nist.load_or_create_split("test")
     images = test.images[:1024, ..., None].astype(np.float32) / 255.0
 
-    rows, frozen_rate = [], {}
+    rows, keras_rate, frozen_rate = [], {}, {}
     for batch_size in (1, 256):
         # Rounds of 1,024 images at batch 256, of 128 at batch 1 (a round should take well under a second).
         subset = images if batch_size > 1 else images[:128]
         k = throughput(keras_call, subset, batch_size, args.seconds)
         f = throughput(frozen, subset, batch_size, args.seconds)
-        frozen_rate[batch_size] = f
+        keras_rate[batch_size], frozen_rate[batch_size] = k, f
         rows.append(
             {
                 "batch": batch_size,
@@ -98,6 +99,23 @@ def main() -> None:
         f"{epochs} epochs about {per_epoch * epochs:.0f} s (budget: 300 s)"
     )
     print(f"parameters: {fcn.count_params():,}")
+    path = results.save_results(
+        "bench",
+        {
+            "device": models.describe_device(),
+            "params": fcn.count_params(),
+            # Keys are batch sizes: the README cites e.g. results:bench.frozen_images_per_s.256
+            "keras_images_per_s": {str(b): r for b, r in keras_rate.items()},
+            "frozen_images_per_s": {str(b): r for b, r in frozen_rate.items()},
+            "min_seconds_per_measurement": args.seconds,
+            "train_seconds_per_epoch": per_epoch,
+            "epoch_images": models.FCN_RECIPE["images_per_epoch"],
+            "timed_epoch_images": args.train_images,
+            "epochs": epochs,
+            "train_seconds_estimate": per_epoch * epochs,
+        },
+    )
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":
