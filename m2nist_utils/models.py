@@ -224,19 +224,33 @@ class FrozenFeatures(keras.layers.Layer):
         return (input_shape[0], *self.feature_shape)
 
 
-def build_article_fcn(features: keras.layers.Layer, n_classes: int = 10) -> keras.Model:
-    """The article's FCN on top of frozen ``pool2`` features (14x19x8 for a 64x84 input).
+def build_article_fcn(
+    features: keras.layers.Layer, n_classes: int = 10, score_relu: bool = True, l2_scale: float = 1e-3
+) -> keras.Model:
+    """The article's FCN on top of frozen ``pool2`` features (14x19x8 for a 64x84 input; notebook 04).
 
-    1x1 conv (32, ReLU) in place of ``dense32``, 1x1 conv to ``n_classes`` in place of ``dense10``, then two
-    transposed convolutions, kernel 4 and 6, stride 2, 'valid': 14x19 -> 30x40 -> 64x84, and a per-pixel
-    softmax. The article used 10 classes (no background); pass 11 to add it.
+    1x1 conv (32, ReLU) in place of ``dense32``, 1x1 conv to ``n_classes`` (ReLU, as the article has it) in
+    place of ``dense10``, then two transposed convolutions, kernel 4 and 6, stride 2, 'valid':
+    14x19 -> 30x40 -> 64x84, and a per-pixel softmax. The article used 10 classes (no background); pass 11
+    to add it.
+
+    Args:
+        features: a layer mapping float32 images (N, 64, 84, 1) to (N, 14, 19, 8) (:class:`FrozenFeatures`).
+        n_classes: output channels of the score layer and of both transposed convolutions.
+        score_relu: the article's ReLU on the score layer; ``False`` leaves the scores linear.
+        l2_scale: the article's ``tf.contrib.layers.l2_regularizer(l2_scale)`` on the transposed
+            convolutions' kernels; 0 for none. (The article's own training loss never added it; notebook 04.)
     """
+    # tf.contrib's regulariser is scale * sum(w**2) / 2 (tf.nn.l2_loss); Keras' L2(c) is c * sum(w**2).
+    regularizer = keras.regularizers.L2(l2_scale / 2) if l2_scale else None
     x = inputs = keras.Input((64, 84, 1), name="image")
     x = features(x)
     x = keras.layers.Conv2D(32, 1, activation="relu", name="score32")(x)
-    x = keras.layers.Conv2D(n_classes, 1, name="score")(x)
-    x = keras.layers.Conv2DTranspose(n_classes, 4, strides=2, padding="valid", name="upsample1")(x)
-    x = keras.layers.Conv2DTranspose(n_classes, 6, strides=2, padding="valid", name="upsample2")(x)
+    x = keras.layers.Conv2D(n_classes, 1, activation="relu" if score_relu else None, name="score")(x)
+    for name, kernel in (("upsample1", 4), ("upsample2", 6)):
+        x = keras.layers.Conv2DTranspose(
+            n_classes, kernel, strides=2, padding="valid", kernel_regularizer=regularizer, name=name
+        )(x)
     outputs = keras.layers.Softmax(name="probabilities")(x)
     return keras.Model(inputs, outputs, name=f"article_fcn_{n_classes}")
 

@@ -128,3 +128,17 @@ def test_missing_or_foreign_model(capsys, tmp_path, data_dir, model_files):
     (tmp_path / "model.h5").write_bytes(b"")
     status, _, err = run(capsys, "--model", tmp_path / "model.h5", "--data", data_dir)
     assert status == 2 and ".keras" in err
+
+
+def test_frozen_params_equal_keras_with_layer_constants(capsys, data_dir, tmp_path):
+    # Rescaling's scale and offset are float constants of the frozen graph, but no parameters.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((64, 84, 1), name="image")
+    x = keras.layers.Rescaling(2.0, offset=-0.5)(inputs)
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2DTranspose(11, 4, strides=2, padding="same")(x)
+    model = keras.Model(inputs, keras.layers.Dense(11, activation="softmax")(x))
+    freeze.freeze_model(model, tmp_path / "m.pb", output_name="probabilities", pbtxt=False)
+    status, out, err = run(capsys, "--model", tmp_path / "m.pb", "--data", data_dir)
+    assert status == 0, err
+    assert json.loads(out)["params"] == model.count_params() == 40 + 715 + 132

@@ -112,3 +112,27 @@ def test_head_cannot_take_the_big_input(frozen):
     # flatten reshapes to 5x5x8 = 200 features; a 64x84 input gives 14x19x8 = 2128.
     with pytest.raises(tf.errors.InvalidArgumentError, match="flatten"):
         logits(np.zeros((1, 64, 84, 1), np.float32))
+
+
+def layered_model():
+    """Layers with constants of their own: Rescaling's scale and offset, batch-norm's epsilon."""
+    keras.utils.set_random_seed(3)
+    x = inputs = keras.Input((64, 84, 1), name="image")
+    x = keras.layers.Rescaling(1 / 255, offset=0.1)(x)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(x)
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    x = keras.layers.Conv2DTranspose(3, 4, strides=2, name="upsample")(x)
+    x = keras.layers.Dense(5, name="dense")(x)
+    return keras.Model(inputs, keras.layers.Softmax(name="probabilities")(x))
+
+
+def test_parameter_count_equals_keras(tmp_path):
+    model = layered_model()
+    graph_def = freeze.freeze_model(model, tmp_path / "m.pb", output_name="probabilities", pbtxt=False)
+    assert freeze.count_parameters(freeze.read_graph_def(tmp_path / "m.pb")) == model.count_params() == 271
+    tags = {n.attr[freeze.WEIGHT_ATTR].s.decode() for n in graph_def.node if freeze.WEIGHT_ATTR in n.attr}
+    assert tags == {weight.path for weight in model.weights}
+    # A graph frozen without the record (elsewhere, or before it existed) is counted by its structure.
+    for node in graph_def.node:
+        node.attr.pop(freeze.WEIGHT_ATTR, None)
+    assert freeze.count_parameters(graph_def) == model.count_params()

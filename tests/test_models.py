@@ -79,3 +79,35 @@ def test_load_or_create_cnn_rebuilds_a_missing_model(tmp_path, monkeypatch, trai
 def test_device_is_described():
     assert "CPU" in models.describe_device() or "GPU" in models.describe_device()
     assert models.distribution_strategy().num_replicas_in_sync >= 1
+
+
+def pool2_like():
+    """The classifier's convolutional part as a stand-in for the frozen pool2 features (64x84 -> 14x19x8)."""
+    return keras.Sequential(
+        [
+            keras.layers.Conv2D(8, 5, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+        ],
+        name="features",
+    )
+
+
+def test_article_fcn_has_the_articles_head():
+    keras.utils.set_random_seed(0)
+    fcn = models.build_article_fcn(pool2_like())
+    assert fcn.output_shape == (None, 64, 84, 10)
+    assert fcn.get_layer("score").activation is keras.activations.relu
+    assert fcn.get_layer("score32").activation is keras.activations.relu
+    # tf.contrib.layers.l2_regularizer(1e-3) on both transposed kernels: 1e-3 * sum(w ** 2) / 2.
+    kernels = [fcn.get_layer(name).kernel.numpy() for name in ("upsample1", "upsample2")]
+    expected = sum(1e-3 * (k**2).sum() / 2 for k in kernels)
+    assert np.isclose(float(sum(fcn.losses)), expected, rtol=1e-5) and expected > 0
+    assert fcn.get_layer("score").kernel_regularizer is None
+
+
+def test_article_fcn_flags_and_classes():
+    plain = models.build_article_fcn(pool2_like(), n_classes=11, score_relu=False, l2_scale=0)
+    assert plain.output_shape == (None, 64, 84, 11) and not plain.losses
+    assert plain.get_layer("score").activation is keras.activations.linear
