@@ -184,3 +184,85 @@ def test_cli_bad_source_exits_2(tmp_path, capsys):
         == 2
     )
     assert "error:" in capsys.readouterr().err
+
+
+def test_place_boxes_keeps_the_gap_and_repeats_with_the_seed(pools):
+    boxes = m2nist.ink_boxes(pools["train"].images[:3])
+    corners = m2nist.place_boxes(boxes, np.random.default_rng(5), gap=4)
+    assert corners == m2nist.place_boxes(boxes, np.random.default_rng(5), gap=4)
+    spans = [(y, x, h, w) for (y, x), (_, _, h, w) in zip(corners, boxes)]
+    for a, (ya, xa, ha, wa) in enumerate(spans):
+        assert 0 <= ya <= 64 - ha and 0 <= xa <= 84 - wa
+        for yb, xb, hb, wb in spans[a + 1 :]:
+            assert ya + ha + 4 <= yb or yb + hb + 4 <= ya or xa + wa + 4 <= xb or xb + wb + 4 <= xa
+
+
+def test_article_generator_draws_two_or_three_and_never_places_one(pools):
+    draw = m2nist.compose_like_article(pools["train"], 400, seed=1)
+    drawn = (draw.sources >= 0).sum(1)
+    assert set(np.unique(drawn)) == {2, 3}
+    assert draw.placed[:, :2].all() and draw.placed.sum(1).min() == 2
+    stats = m2nist.article_generator_stats(draw, pools["train"])
+    assert stats["digits_per_image"][1] == 0 and stats["digits_drawn"][1] == 0
+    # digit i's patch starts at x in [28i, 28i + 9]
+    for i in range(3):
+        x = draw.offsets[drawn > i, i, 1]
+        assert x.min() >= 28 * i and x.max() <= 28 * i + 9
+
+
+def test_article_generator_drops_the_third_digit_iff_its_offset_exceeds_56(pools):
+    draw = m2nist.compose_like_article(pools["train"], 400, seed=2)
+    three = (draw.sources >= 0).sum(1) == 3
+    x = draw.offsets[three, 2, 1]
+    assert np.array_equal(draw.placed[three, 2], x <= 56)
+    assert 0 < (x <= 56).sum() < (x > 56).sum()  # both cases occur; about 9 in 10 are dropped
+    # A dropped digit leaves nothing behind: the image holds exactly the placed patches' columns.
+    dropped = np.flatnonzero(three)[~draw.placed[three, 2]]
+    assert not draw.images[dropped][:, :, 66:].any()  # the second patch ends at column 65 at the latest
+    stats = m2nist.article_generator_stats(draw, pools["train"])
+    assert stats["third_dropped_pct"] == round(100 * float((x > 56).mean()), 2)
+
+
+def test_article_generator_wipes_strokes_under_a_later_patch_of_the_same_class():
+    # Two digits of class 3: the first all ink, the second a single stroke pixel in the middle.
+    first, second = np.full((28, 28), 200, np.uint8), np.zeros((28, 28), np.uint8)
+    second[14, 14] = 255
+    pool = m2nist.DigitPool(np.stack([first, second]), np.array([3, 3], np.uint8))
+    draw = m2nist.compose_like_article(pool, 300, seed=0)
+    order = draw.sources[:, :2]
+    cases = np.flatnonzero(
+        (order[:, 0] == 0) & (order[:, 1] == 1) & ((draw.sources[:, 2] < 0) | ~draw.placed[:, 2])
+    )
+    assert len(cases) > 10
+    for n in cases:
+        y, x = draw.offsets[n, 1]
+        later = draw.masks[n, y : y + 28, x : x + 28, 3]
+        assert np.array_equal(later, second)  # the first digit's ink under the later patch is gone
+    stats = m2nist.article_generator_stats(draw, pool)
+    assert stats["ink_wiped_pct"] > 0 and stats["ink_lost_pct"] >= stats["ink_wiped_pct"]
+
+
+def test_article_stats_count_strokes_of_two_classes_as_overlap_not_wiped():
+    block = np.full((28, 28), 200, np.uint8)
+    pool = m2nist.DigitPool(np.stack([block, block]), np.array([1, 2], np.uint8))
+    draw = m2nist.compose_like_article(pool, 200, seed=0)
+    two_classes = np.array(
+        [len({pool.labels[k] for k in s[p]}) == 2 for s, p in zip(draw.sources, draw.placed)]
+    )
+    assert two_classes.any()
+    stats = m2nist.article_generator_stats(m2nist.ArticleDraw(*(a[two_classes] for a in draw)), pool)
+    assert stats["ink_wiped_pct"] == 0 and stats["stroke_overlap_pct"] > 0 and stats["ink_lost_pct"] > 0
+
+
+def test_our_generator_stats_find_no_overlap_and_catch_one(pools):
+    data = m2nist.compose_images(pools["train"], 200, seed=0)
+    stats = m2nist.generator_stats(data, pools["train"])
+    assert stats["stroke_overlap_pct"] == 0 and stats["ink_lost_pct"] == 0 and stats["dropped_pct"] == 0
+    assert sum(stats["digits_per_image"].values()) == 200
+    # Erase one digit's ink from the image and class map: both measures must notice.
+    images, class_maps = data.images.copy(), data.class_maps.copy()
+    k = data.sources[0, 0]
+    hit = class_maps[0] == pools["train"].labels[k]
+    images[0][hit], class_maps[0][hit] = 0, m2nist.BACKGROUND
+    broken = m2nist.generator_stats(m2nist.Split(images, class_maps, data.sources), pools["train"])
+    assert broken["stroke_overlap_pct"] > 0 and broken["ink_lost_pct"] > 0
