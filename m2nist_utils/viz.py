@@ -380,6 +380,51 @@ def _error_codes(true_map: np.ndarray, pred_map: np.ndarray, index: int | None) 
     return np.select([hit, true_in & ~pred_in, wrong, ~true_in & pred_in], [0, 1, 2, 3], default=4)
 
 
+def plot_error_maps(
+    images: np.ndarray,
+    true_maps: np.ndarray,
+    pred_maps: np.ndarray,
+    titles: list[str] | None = None,
+    title: str | None = None,
+) -> plt.Figure:
+    """Columns of input, truth, prediction and error map (``ERROR_COLORS``): the viewer as a static figure.
+
+    Introduced in notebook 06, for readers who see the notebook without a live kernel (widgets need one).
+
+    Args:
+        images: uint8 (N, 64, 84). true_maps, pred_maps: class maps uint8 (N, 64, 84), 10 = background.
+        titles: one column title per image (e.g. its index and what is wrong with it).
+    """
+    from matplotlib.patches import Patch
+
+    n = len(images)
+    fig, axes = plt.subplots(4, n, figsize=(2.1 * n + 1.6, 6.4), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        axes[1, i].imshow(colorize(true_maps[i]), interpolation="nearest")
+        axes[2, i].imshow(colorize(pred_maps[i]), interpolation="nearest")
+        axes[3, i].imshow(ERROR_COLORS[error_map(true_maps[i], pred_maps[i])], interpolation="nearest")
+        if titles is not None:
+            axes[0, i].set_title(titles[i], fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for row, label in enumerate(PANEL_TITLES):
+        axes[row, 0].set_ylabel(label)
+    class_legend(axes[1, -1], fontsize=7)
+    axes[3, -1].legend(
+        handles=[Patch(color=c, label=name) for c, name in zip(ERROR_COLORS, ERROR_NAMES)],
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        frameon=False,
+        fontsize=7,
+    )
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_table(rows: list[dict[str, object]], title: str | None = None) -> plt.Figure:
     """A table of dict rows as a figure (the shape walk-through for the README)."""
     keys = list(rows[0])

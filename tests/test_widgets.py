@@ -92,6 +92,21 @@ def test_error_map_counts_each_kind(scene):
         viz.error_map(true, pred[1:])
 
 
+def test_plot_error_maps_draws_the_error_colours(scene):
+    image, true, pred = scene
+    fig = viz.plot_error_maps(
+        np.stack([image, image]), np.stack([true, true]), np.stack([pred, true]), ["a", "b"]
+    )
+    axes = np.array(fig.axes[:8]).reshape(4, 2)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == list(viz.PANEL_TITLES)
+    drawn = axes[3, 0].images[0].get_array()
+    assert np.allclose(drawn, viz.ERROR_COLORS[viz.error_map(true, pred)])
+    assert np.allclose(axes[3, 1].images[0].get_array()[10, 40], viz.ERROR_COLORS[0])  # truth vs itself
+    legend = [t.get_text() for t in axes[3, 1].get_legend().get_texts()]
+    assert legend == list(viz.ERROR_NAMES)
+    plt.close(fig)
+
+
 def test_error_colours_are_distinct():
     assert len(viz.ERROR_NAMES) == len(viz.ERROR_COLORS) == 5
     assert len({tuple(c) for c in viz.to_rgb8(viz.ERROR_COLORS)}) == 5
