@@ -395,6 +395,7 @@ def train_fcn(
     seed: int = 0,
     verbose: int = 2,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    loss=None,
 ) -> keras.callbacks.History:
     """Train a segmentation network with per-pixel cross-entropy, Adam and a cosine learning rate.
 
@@ -405,6 +406,8 @@ def train_fcn(
         model: outputs per-pixel probabilities (B, 64, 84, C), C = 11 (or 10 for the article's design,
             trained on the digit pixels' classes with background pixels counted as no class at all).
         validation: (images uint8 (N, 64, 84), class maps uint8 (N, 64, 84)) scored after each epoch.
+        loss: ``loss(class maps int32 (B, 64, 84), probabilities (B, 64, 84, C))``; by default sparse
+            cross-entropy for 11 classes and :func:`digits_only_loss` for 10.
     """
     steps = epochs * int(np.ceil(images_per_epoch / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
@@ -418,14 +421,18 @@ def train_fcn(
     with model.distribute_strategy.scope():
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
-            loss=keras.losses.SparseCategoricalCrossentropy() if n_classes == 11 else _digits_only_loss,
+            loss=loss or _default_loss(n_classes),
         )
         return model.fit(
             data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks
         )
 
 
-def _digits_only_loss(y_true, y_pred):
+def _default_loss(n_classes: int):
+    return keras.losses.SparseCategoricalCrossentropy() if n_classes == 11 else digits_only_loss
+
+
+def digits_only_loss(y_true, y_pred):
     """The article's loss: softmax cross-entropy against 10-channel masks.
 
     Background pixels have an all-zero target and so contribute nothing: the network is never told what
@@ -438,17 +445,30 @@ def _digits_only_loss(y_true, y_pred):
     return -tf.reduce_sum(target * tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0)), axis=-1)
 
 
-def gate_by_ink(probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
-    """Scores (N, 64, 84, 11) from a 10-class model: its classes on ink, background elsewhere.
+def fused_digits_loss(y_true, y_pred):
+    """The article's loss as the library computes it: keras' categorical cross-entropy on 10-channel masks.
 
-    The article's model has no background output; this is the most generous way to score it, since it
-    borrows the exact digit/background split from the input (notebook 05).
+    Kept to show the pitfall of :func:`digits_only_loss` (notebook 05): for a softmax output Keras uses the
+    fused op on its logits, whose gradient on an all-zero (background) target is the softmax itself.
+    """
+    target = tf.one_hot(tf.cast(y_true, tf.int32), 11)[..., :10]
+    return keras.losses.categorical_crossentropy(target, y_pred)
+
+
+def apply_ink_prior(probabilities: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """Scores (N, 64, 84, 11) with the *ink prior*: the model's digit classes on ink, background elsewhere.
+
+    A hand-coded prior, not something learnt: it holds for M2NIST only because its masks are defined by ink
+    (a pixel is a digit exactly where the image is non-zero). It would fail on noisy scans or natural
+    images. Notebook 05 reports every model with and without it; the article's 10-class model has no
+    background output at all, and this is the only way it can say "background".
 
     Args:
-        probabilities: float (N, 64, 84, 10). images: float or uint8 (N, 64, 84) or (N, 64, 84, 1).
+        probabilities: float (N, 64, 84, C), C = 10 (the article's model) or 11 (channel 10 ignored).
+        images: float or uint8 (N, 64, 84) or (N, 64, 84, 1).
     """
     ink = (np.asarray(images).reshape(probabilities.shape[:3]) > 0)[..., None]
-    return np.concatenate([probabilities * ink, ~ink * 2.0], axis=-1)
+    return np.concatenate([probabilities[..., :10] * ink, ~ink * 2.0], axis=-1)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -460,6 +480,7 @@ def build_fcn(
     finetune: bool = True,
     context: bool = True,
     skips: bool = True,
+    pixel_path: bool = True,
     width: int = 32,
     name: str = "fcn",
 ) -> keras.Model:
@@ -473,10 +494,13 @@ def build_fcn(
         context: two residual dilated 3x3 convolutions (rates 2 and 4) at 14x19, so that every pixel's
             prediction sees its whole digit and its neighbours (receptive field 76 px).
         skips: a decoder that joins finer maps: the article's first transposed convolution (14x19 ->
-            30x40), ``pool1``'s 30x40 map beside it, a 3x3 transposed convolution to 32x42 and a softmax
-            over the ten digits there, doubled bilinearly to 64x84 and put on the input's exact ink (the
-            background channel is 1 wherever there is no ink); otherwise the article's two transposed
+            30x40), ``pool1``'s 30x40 map beside it, and a 3x3 transposed convolution to 32x42, where an
+            11-class softmax is doubled bilinearly to 64x84; otherwise the article's two transposed
             convolutions and a softmax over 11 classes.
+        pixel_path: (with ``skips``) split *which digit* from *where*: a softmax over the ten digits at
+            32x42, doubled bilinearly, times a full-resolution foreground probability learnt by a 3x3
+            convolution over the input's pixels. The only learnt layer at 64x84 has 10 weights, so outlines
+            are sharp at little cost.
         width: channels of the context layers.
 
     Returns:
@@ -499,36 +523,57 @@ def build_fcn(
         up = layers.Conv2DTranspose(11, 4, strides=2, name="upsample1")(scores)  # 30x40
         logits = layers.Conv2DTranspose(11, 6, strides=2, name="upsample2")(up)  # 64x84
         probabilities = layers.Softmax(name="probabilities")(logits)
-    else:
-        features = layers.Concatenate(name="head_and_scores")([head, scores])
-        if context:
-            features = _context(features, width)
-        features = layers.Conv2D(16, 1, activation="relu", name="squeeze")(features)
-        # Kernel 4, stride 2 puts output pixel j exactly over pool1's pixel j: the two maps line up.
-        up = layers.Conv2DTranspose(16, 4, strides=2, activation="relu", name="upsample1")(features)  # 30x40
-        up = layers.Conv2DTranspose(16, 3, activation="relu", name="decode32")(
-            layers.Concatenate(name="skip_pool1")([up, pool1])
-        )  # 32x42: one pixel more on every side, so that doubling it covers the whole 64x84 image
-        # Which digit: a softmax over the ten digits at 32x42, doubled bilinearly to 64x84 (a blend of
-        # probability vectors is still one), at a quarter of the cost of a full-resolution softmax.
-        digits = layers.Softmax(name="digit_probabilities")(layers.Conv2D(10, 1, name="scores32")(up))
-        digits = layers.UpSampling2D(2, interpolation="bilinear", name="upsample2")(digits)  # 64x84
-        # Where: clip(255 x, 0, 1) is 1 wherever the input has ink - exactly the digit/background split.
-        ink = layers.ReLU(max_value=1.0, name="ink")(layers.Rescaling(255.0, name="to_pixels")(x))
-        no_ink = layers.Rescaling(-1.0, offset=1.0, name="no_ink")(ink)
-        on_ink = layers.Multiply(name="digits_on_ink")([digits, ink])
-        probabilities = layers.Concatenate(name="probabilities")([on_ink, no_ink])
-    model = keras.Model(inputs, probabilities, name=name)
-    if cnn is not None:
-        weights = convolutionalized_weights(cnn)
-        for layer in ("conv1", "conv2", *(("dense32_conv",) if conv_head else ())):
-            model.get_layer(layer).set_weights(weights[layer])
-        if conv_head:
-            # dense10's ten classes fill the first ten channels; background keeps its fresh weights.
-            kernel, bias = model.get_layer("dense10_conv").get_weights()
-            kernel[..., :10], bias[:10] = weights["dense10_conv"]
-            model.get_layer("dense10_conv").set_weights([kernel, bias])
+        return _with_cnn_weights(keras.Model(inputs, probabilities, name=name), cnn, conv_head)
+    features = layers.Concatenate(name="head_and_scores")([head, scores])
+    if context:
+        features = _context(features, width)
+    features = layers.Conv2D(16, 1, activation="relu", name="squeeze")(features)
+    # Kernel 4, stride 2 puts output pixel j exactly over pool1's pixel j: the two maps line up.
+    up = layers.Conv2DTranspose(16, 4, strides=2, activation="relu", name="upsample1")(features)  # 30x40
+    up = layers.Conv2DTranspose(16, 3, activation="relu", name="decode32")(
+        layers.Concatenate(name="skip_pool1")([up, pool1])
+    )  # 32x42: one pixel more on every side, so that doubling it covers the whole 64x84 image
+    if not pixel_path:
+        # Bilinear doubling of probability vectors gives probability vectors: a blend of two is still one.
+        coarse = layers.Softmax(name="probabilities32")(layers.Conv2D(11, 1, name="scores32")(up))
+        probabilities = layers.UpSampling2D(2, interpolation="bilinear", name="probabilities")(coarse)
+        return _with_cnn_weights(keras.Model(inputs, probabilities, name=name), cnn, conv_head)
+    # Which digit: a softmax over the ten digits at 32x42, a quarter of the cost of one at 64x84, doubled
+    # bilinearly (a blend of probability vectors is still one).
+    digits = layers.Softmax(name="digit_probabilities")(layers.Conv2D(10, 1, name="scores32")(up))
+    digits = layers.UpSampling2D(2, interpolation="bilinear", name="upsample2")(digits)  # 64x84
+    # Where: a foreground logit from a 3x3 convolution over the pixels themselves, at full resolution.
+    # Adam moves every weight by about the learning rate per step, whatever the scale of its input; reading
+    # the pixels as 8 x grey level lets these ten weights learn the faint edges of strokes (grey levels
+    # 1-20 are 7% of the ink) within the budget: a per-layer learning rate, as a fixed input scale.
+    pixels = layers.Rescaling(PIXEL_SCALE, name="grey_levels_x8")(x)
+    small = keras.initializers.RandomNormal(stddev=0.01)  # starts near "no opinion" despite the x8 scale
+    where = layers.Conv2D(1, 3, padding="same", kernel_initializer=small, name="pixels")(pixels)
+    foreground = layers.Activation("sigmoid", name="foreground")(where)
+    # p(digit k) = p(foreground) p(k | digit), p(background) = 1 - p(foreground): eleven that sum to one.
+    on_digits = layers.Multiply(name="digits_on_foreground")([digits, foreground])
+    background = layers.Rescaling(-1.0, offset=1.0, name="background")(foreground)
+    probabilities = layers.Concatenate(name="probabilities")([on_digits, background])
+    return _with_cnn_weights(keras.Model(inputs, probabilities, name=name), cnn, conv_head)
+
+
+def _with_cnn_weights(model: keras.Model, cnn: keras.Model | None, conv_head: bool) -> keras.Model:
+    """The pretrained classifier's weights into ``conv1``, ``conv2`` and (with ``conv_head``) the head."""
+    if cnn is None:
+        return model
+    weights = convolutionalized_weights(cnn)
+    for layer in ("conv1", "conv2", *(("dense32_conv",) if conv_head else ())):
+        model.get_layer(layer).set_weights(weights[layer])
+    if conv_head:
+        # dense10's ten classes fill the first ten channels; background keeps its fresh weights.
+        kernel, bias = model.get_layer("dense10_conv").get_weights()
+        kernel[..., :10], bias[:10] = weights["dense10_conv"]
+        model.get_layer("dense10_conv").set_weights([kernel, bias])
     return model
+
+
+#: The pixel path's input scale (notebook 05): 8 units per grey level; see :func:`build_fcn`.
+PIXEL_SCALE = 8 * 255.0
 
 
 def _context(x, width: int):
@@ -568,26 +613,35 @@ FCN_RECIPE: dict[str, object] = {
     "learning_rate": 8e-3,
     "distort": True,
 }
-#: The shorter, equal budget of every ablation step: one fixed set of images, digits as they are.
+#: The shorter, equal budget of every ablation step (notebook 05): one fixed set of images, digits as they
+#: are, the final recipe's learning rate.
 ABLATION_BUDGET: dict[str, object] = {
-    "epochs": 1 if config.QUICK else 2,
-    "images_per_epoch": 1_000 if config.QUICK else 5_000,
+    "epochs": 1 if config.QUICK else 3,
+    "images_per_epoch": 800 if config.QUICK else 3_000,
     "batch_size": 32,
-    "learning_rate": 3e-3,
+    "learning_rate": 8e-3,
     "fresh": False,
 }
 
 
-def evaluate_fcn(model: keras.Model, images: np.ndarray, class_maps: np.ndarray) -> dict[str, object]:
+def evaluate_fcn(
+    model: keras.Model, images: np.ndarray, class_maps: np.ndarray, ink_prior: bool = False
+) -> dict[str, object]:
     """The series' scores of a segmentation model on images uint8 (N, 64, 84) and class maps (N, 64, 84).
 
-    A 10-class model (the article's) is scored through :func:`gate_by_ink`.
+    ``ink_prior=True`` scores the model's digit classes through :func:`apply_ink_prior` (background exactly
+    where there is no ink); otherwise the model's own background decides. A 10-class model (the article's)
+    has no background output, so without the prior it paints some digit on every pixel.
     """
     from . import metrics
 
     predict = compiled_predictor(model)
-    if model.output_shape[-1] == 10:
-        return metrics.evaluate_segmentation(lambda x: gate_by_ink(predict(x), x), images, class_maps)
+    if ink_prior:
+        return metrics.evaluate_segmentation(lambda x: apply_ink_prior(predict(x), x), images, class_maps)
+    if model.output_shape[-1] == 10:  # never background: a background channel that always scores zero
+        return metrics.evaluate_segmentation(
+            lambda x: np.pad(predict(x), [(0, 0)] * 3 + [(0, 1)]), images, class_maps
+        )
     return metrics.evaluate_segmentation(predict, images, class_maps)
 
 

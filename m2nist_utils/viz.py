@@ -444,3 +444,68 @@ def plot_table(rows: list[dict[str, object]], title: str | None = None) -> plt.F
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def plot_channel_grid(image: np.ndarray, rows: dict[str, np.ndarray]) -> plt.Figure:
+    """The input, then one probability map per digit channel, one row per model (notebook 05).
+
+    Reproduces the article's figure of a 10-class FCN's channels; white = probability 1.
+
+    Args:
+        image: uint8 (64, 84). rows: {row title: probabilities float (64, 84, C)}, C = 10 or 11.
+    """
+    n_channels = max(p.shape[-1] for p in rows.values())
+    fig, axes = plt.subplots(
+        len(rows), n_channels + 1, figsize=(1.45 * (n_channels + 1), 1.3 * len(rows) + 0.4), squeeze=False
+    )
+    for r, (title, probabilities) in enumerate(rows.items()):
+        axes[r, 0].imshow(image, cmap="gray")
+        axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+        for c in range(n_channels):
+            ax = axes[r, c + 1]
+            if c < probabilities.shape[-1]:
+                ax.imshow(probabilities[..., c], cmap="gray", vmin=0, vmax=1)
+            if r == 0:
+                ax.set_title(CLASS_NAMES[c] if c < 10 else "bg", fontsize=9)
+        if r == 0:
+            axes[r, 0].set_title("input", fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_ablation(
+    rows: list[dict[str, object]], columns: dict[str, str], budget_from: int | None = None, title: str = ""
+) -> plt.Figure:
+    """Ablation bars: the mean over seeds of each score column, with the seeds' spread as error bars.
+
+    Args:
+        rows: one per step, with ``step`` and, for each column key, a list of per-seed values.
+        columns: {column key: legend label}, drawn side by side.
+        budget_from: index of the first step that changes the training budget rather than the network;
+            those steps are shaded and labelled, so that they are not read as architecture.
+    """
+    names = [str(r["step"]) for r in rows]
+    x = np.arange(len(rows))
+    width = 0.8 / len(columns)
+    fig, ax = plt.subplots(figsize=(max(7, 1.05 * len(rows) + 2), 4.2))
+    for i, (key, label) in enumerate(columns.items()):
+        means = [float(np.mean(r[key])) for r in rows]
+        spread = [float(np.std(r[key])) for r in rows]
+        offset = (i - (len(columns) - 1) / 2) * width
+        color = plt.get_cmap("tab10").colors[i]
+        bars = ax.bar(x + offset, means, width, yerr=spread, capsize=2, label=label, color=color)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+    if budget_from is not None:
+        ax.axvspan(budget_from - 0.5, len(rows) - 0.5, color="0.92", zorder=0)
+        ax.text(budget_from - 0.4, 1.06, "training budget, not the network", fontsize=8, color="0.35")
+    ax.set_xticks(x, names, rotation=25, ha="right", fontsize=9)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("validation IoU")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig

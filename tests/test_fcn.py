@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+# Quick-training floors for the learnt background (measured: see the closing notes; the ink-gated model
+# of earlier versions had background IoU 1.0 by construction).
+BACKGROUND_FLOOR, MEAN_IOU_FLOOR = 0.98, 0.5
+
 
 @pytest.fixture(scope="module")
 def cnn(trained_cnn):
@@ -62,15 +66,26 @@ def test_our_fcn_fits_the_budget_and_reloads(cnn, tmp_path):
     assert np.abs(again(x).numpy() - fcn(x).numpy()).max() < 1e-6
 
 
-def test_untrained_fcn_already_draws_exact_outlines(cnn, pools):
-    # The ink gate: background exactly where the input is dark, from the first step.
+def test_fcn_learns_background_instead_of_reading_the_ink(cnn, pools):
+    # No ink gate in the model: an untrained FCN's background does not coincide with the zero pixels.
     data = m2nist.compose_images(pools["test"], 20, seed=0)
     fcn = models.build_fcn(cnn)
-    predicted = models.predict_class_maps(fcn, data.images)
-    assert np.array_equal(predicted == 10, data.class_maps == 10)
     probabilities = fcn(data.images[..., None].astype(np.float32) / 255).numpy()
     assert np.allclose(probabilities.sum(-1), 1, atol=1e-5) and probabilities.min() >= 0
-    assert np.array_equal(probabilities[..., 10] == 1, data.images == 0)
+    assert not np.array_equal(probabilities.argmax(-1) == 10, data.images == 0)
+    # The only learnt layer at 64x84 reads the pixels; its weights are few.
+    full_resolution = [
+        layer.name for layer in fcn.layers if layer.weights and tuple(layer.output.shape[1:3]) == (64, 84)
+    ]
+    assert full_resolution == ["pixels"] and fcn.get_layer("pixels").count_params() == 10
+
+
+def test_pixel_path_is_one_ablation_step(cnn):
+    without = models.build_fcn(cnn, pixel_path=False)
+    assert "pixels" not in [layer.name for layer in without.layers]
+    assert without.output_shape == (None, 64, 84, 11)
+    x = np.random.default_rng(0).random((2, 64, 84, 1), dtype=np.float32)
+    assert np.allclose(without(x).numpy().sum(-1), 1, atol=1e-5)
 
 
 @pytest.mark.parametrize("flags", [{"skips": False}, {"skips": False, "context": False, "finetune": False}])
@@ -81,13 +96,23 @@ def test_ablation_variants_build(cnn, flags):
         assert not fcn.get_layer("conv1").trainable
 
 
-def test_gate_by_ink():
-    probabilities = np.zeros((1, 64, 84, 10), np.float32)
-    probabilities[..., 3] = 1
+@pytest.mark.parametrize("n_classes", [10, 11])
+def test_apply_ink_prior(n_classes):
+    probabilities = np.zeros((1, 64, 84, n_classes), np.float32)
+    probabilities[..., 3] = 0.6
+    probabilities[..., -1] = 0.9 if n_classes == 11 else 0.0  # the model's own background is ignored
     images = np.zeros((1, 64, 84), np.uint8)
     images[0, 5, 5] = 40
-    predicted = models.gate_by_ink(probabilities, images).argmax(-1)
+    predicted = models.apply_ink_prior(probabilities, images).argmax(-1)
     assert predicted[0, 5, 5] == 3 and (predicted == 10).sum() == 64 * 84 - 1
+
+
+def test_article_model_without_the_prior_never_says_background(frozen_features, pools):
+    data = m2nist.compose_images(pools["test"], 10, seed=1)
+    article = models.build_article_fcn(frozen_features, n_classes=10)
+    own = models.evaluate_fcn(article, data.images, data.class_maps)
+    prior = models.evaluate_fcn(article, data.images, data.class_maps, ink_prior=True)
+    assert own["background_iou"] == 0 and prior["background_iou"] == 1
 
 
 def test_training_data_is_fresh_every_epoch(pools):
@@ -105,9 +130,9 @@ def test_short_training_far_above_the_article(cnn, pools):
     fcn = models.build_fcn(cnn)
     models.train_fcn(fcn, pools["train"], epochs=3, images_per_epoch=2_000, verbose=0)
     test = m2nist.compose_images(pools["test"], 300, seed=3)
-    scores = models.evaluate_fcn(fcn, test.images, test.class_maps)
-    assert scores["background_iou"] > 0.99
-    assert scores["mean_iou"] > 0.5, scores
+    scores = models.evaluate_fcn(fcn, test.images, test.class_maps)  # its own background, no prior
+    assert scores["background_iou"] > BACKGROUND_FLOOR, scores
+    assert scores["mean_iou"] > MEAN_IOU_FLOOR, scores
 
 
 def test_article_loss_ignores_background_pixels():
@@ -115,7 +140,7 @@ def test_article_loss_ignores_background_pixels():
     # softmax cross-entropy gives such a pixel a gradient anyway, which made the article's FCN diverge.
     logits = tf.Variable(np.random.default_rng(0).normal(size=(1, 1, 2, 10)).astype(np.float32))
     with tf.GradientTape() as tape:
-        loss = models._digits_only_loss(tf.constant([[[10, 3]]]), keras.ops.softmax(logits))
+        loss = models.digits_only_loss(tf.constant([[[10, 3]]]), keras.ops.softmax(logits))
     gradient = tape.gradient(loss, logits).numpy()
     assert loss.numpy()[0, 0, 0] == 0 and not gradient[0, 0, 0].any()
     assert loss.numpy()[0, 0, 1] > 0 and gradient[0, 0, 1].any()
