@@ -257,7 +257,8 @@ def check_invariants(data: Split, pool: DigitPool) -> dict[str, bool]:
     - ``digit_count_in_range``: 1 to 3 digits per image.
     """
     images, class_maps, sources = data
-    masks = to_one_hot(class_maps)
+    # Not to_one_hot, which refuses a class outside 0..10: such a pixel must show here as a mask without a 1.
+    masks = class_maps[..., None] == np.arange(N_CLASSES)
     placed = sources >= 0
     ink_per_digit = (pool.images > 0).sum(axis=(1, 2))
     expected_ink = np.where(placed, ink_per_digit[np.maximum(sources, 0)], 0).sum(axis=1)

@@ -266,3 +266,111 @@ def test_our_generator_stats_find_no_overlap_and_catch_one(pools):
     images[0][hit], class_maps[0][hit] = 0, m2nist.BACKGROUND
     broken = m2nist.generator_stats(m2nist.Split(images, class_maps, data.sources), pools["train"])
     assert broken["stroke_overlap_pct"] > 0 and broken["ink_lost_pct"] > 0
+
+
+def block_pool() -> m2nist.DigitPool:
+    """Ten 'digits', labels 0-9, each a solid rectangle of ink: its class's pixels are exactly its ink box."""
+    images = np.zeros((10, 28, 28), np.uint8)
+    for k in range(10):
+        images[k, 2 + k % 5 : 12 + k, 3 + k % 4 : 10 + k] = 50 + 20 * k
+    return m2nist.DigitPool(images, np.arange(10, dtype=np.uint8))
+
+
+def box_separations(data: m2nist.Split) -> list[int]:
+    """Background pixels between the ink boxes of each pair of digits in an image (< 0: they overlap)."""
+    separations = []
+    for class_map in data.class_maps:
+        boxes = []
+        for label in np.unique(class_map[class_map < 10]):
+            ys, xs = np.nonzero(class_map == label)
+            boxes.append((ys.min(), xs.min(), ys.max() + 1, xs.max() + 1))
+        for a, (t1, l1, b1, r1) in enumerate(boxes):
+            for t2, l2, b2, r2 in boxes[a + 1 :]:
+                separations.append(int(max(t2 - b1, t1 - b2, l2 - r1, l1 - r2)))
+    return separations
+
+
+@pytest.mark.parametrize("gap", [0, 1, 4, 9])
+def test_ink_boxes_are_exactly_gap_apart_at_least(gap):
+    data = m2nist.compose_images(block_pool(), 150, max_digits=3, min_digits=3, seed=gap, gap=gap)
+    separations = box_separations(data)
+    assert len(separations) == 3 * 150
+    # Never closer than the gap, and the gap itself occurs: the rule is the one asked for, not a wider one.
+    assert min(separations) == gap
+
+
+def test_max_digits_limits_the_count_and_every_count_occurs(pools):
+    for max_digits in (1, 2, 4, 5):
+        data = m2nist.compose_images(pools["train"], 60, max_digits=max_digits, seed=max_digits)
+        counts = (data.sources >= 0).sum(axis=1)
+        assert data.sources.shape == (60, max_digits)
+        assert set(counts.tolist()) == set(range(1, max_digits + 1))
+    exact = m2nist.compose_images(pools["train"], 10, max_digits=4, min_digits=4, seed=0)
+    assert ((exact.sources >= 0).sum(axis=1) == 4).all()
+    with pytest.raises(ValueError, match="at most 6 digits"):
+        m2nist.compose_images(pools["train"], 1, max_digits=7)
+
+
+def test_impossible_placement_raises():
+    # Five 28x28 boxes one pixel apart need 86 columns for three side by side, or three rows: no room.
+    full = m2nist.DigitPool(np.full((5, 28, 28), 255, np.uint8), np.arange(5, dtype=np.uint8))
+    with pytest.raises(RuntimeError, match="could not place 5 digits"):
+        m2nist.compose_images(full, 1, max_digits=5, min_digits=5, seed=0)
+    with pytest.raises(RuntimeError, match="could not place 2 digits"):
+        m2nist.place_boxes(np.array([[0, 0, 40, 60]] * 2), np.random.default_rng(0), gap=0)
+
+
+def broken_split(data: m2nist.Split, pool: m2nist.DigitPool, fault: str) -> m2nist.Split:
+    """``data`` with one promise of the format broken, and only that one."""
+    images, class_maps, sources = data.images.copy(), data.class_maps.copy(), data.sources.copy()
+    labels = pool.labels[sources[0][sources[0] >= 0]]
+    digit = class_maps[0] == labels[0]
+    if fault == "one_hot":  # a pixel of class 11: no channel of the 11-channel mask holds it
+        class_maps[0][np.argwhere(digit)[0][0], np.argwhere(digit)[0][1]] = 11
+    elif fault == "background_is_complement":  # a background pixel labelled as the image's own digit
+        y, x = np.argwhere(images[0] == 0)[0]
+        class_maps[0, y, x] = labels[0]
+    elif fault == "no_overlap":  # one stroke pixel lost (image and mask agree that it is background)
+        y, x = np.argwhere(digit)[0]
+        images[0, y, x], class_maps[0, y, x] = 0, m2nist.BACKGROUND
+    elif fault == "labels_match":  # a digit painted as a class that was not placed
+        other = next(c for c in range(10) if c not in labels)
+        class_maps[0][digit] = other
+    elif fault == "digit_count_in_range":  # an image with no digit at all (and nothing in it)
+        images[0], class_maps[0], sources[0] = 0, m2nist.BACKGROUND, -1
+    return m2nist.Split(images, class_maps, sources)
+
+
+@pytest.mark.parametrize(
+    "fault", ["one_hot", "background_is_complement", "no_overlap", "labels_match", "digit_count_in_range"]
+)
+def test_each_invariant_catches_its_own_fault(pools, fault):
+    data = m2nist.compose_images(pools["train"], 20, seed=4)
+    assert all(m2nist.check_invariants(data, pools["train"]).values())
+    report = m2nist.check_invariants(broken_split(data, pools["train"], fault), pools["train"])
+    assert report == {key: key != fault for key in report}
+
+
+def test_four_digits_break_the_count_invariant_only(pools):
+    data = m2nist.compose_images(pools["train"], 10, max_digits=4, min_digits=4, seed=0)
+    report = m2nist.check_invariants(data, pools["train"])
+    assert report == {key: key != "digit_count_in_range" for key in report}
+
+
+def test_dataset_stats_by_hand():
+    # Two images: one digit 3 of 4 pixels, and two digits (7: 2 pixels, 0: 1 pixel); 2 x 64 x 84 pixels.
+    class_maps = np.full((2, 64, 84), m2nist.BACKGROUND, np.uint8)
+    class_maps[0, :2, :2] = 3
+    class_maps[1, 10, :2] = 7
+    class_maps[1, 20, 20] = 0
+    sources = np.array([[5, -1, -1], [8, 9, -1]], np.int32)
+    stats = m2nist.dataset_stats(m2nist.Split((class_maps != 10).astype(np.uint8), class_maps, sources))
+    total = 2 * 64 * 84
+    expected_share = [0.0] * 10
+    expected_share[3], expected_share[7], expected_share[0] = (round(100 * n / total, 2) for n in (4, 2, 1))
+    assert stats == {
+        "images": 2,
+        "digits_per_image": {1: 1, 2: 1, 3: 0},
+        "pixel_share_per_digit_pct": expected_share,
+        "background_pct": round(100 * (total - 7) / total, 2),
+    }

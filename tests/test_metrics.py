@@ -60,3 +60,69 @@ def test_bad_inputs():
         metrics.confusion_matrix(np.array([11]), np.array([0]))
     with pytest.raises(ValueError, match="11x11"):
         metrics.scores_from_confusion(np.zeros((10, 10)))
+
+
+def test_per_image_iou_by_hand():
+    true = np.full((4, 2, 3), 10, np.uint8)
+    pred = true.copy()
+    # Image 0: perfect on a 3 of two pixels.  Image 1: 5 (two pixels) half found, 6 predicted but absent.
+    true[0, 0, :2] = pred[0, 0, :2] = 3
+    true[1, 0, :2], pred[1, 0, 0], pred[1, 1, 0] = 5, 5, 6
+    # Image 2: a 1 called 2: both classes score 0.  Image 3: no digit in truth or prediction.
+    true[2, 1, 1], pred[2, 1, 1] = 1, 2
+    scores = metrics.per_image_iou(true, pred)
+    # Image 1: IoU(5) = 1 / 2, IoU(6) = 0 / 1; background is not averaged in.
+    assert scores.tolist() == pytest.approx([1.0, 1 / 4, 0.0, 1.0])
+    assert np.argsort(scores, kind="stable")[:2].tolist() == [2, 1]  # worst first, as notebook 06 ranks
+
+
+def test_digit_borders_by_hand():
+    class_maps = np.full((1, 5, 6), 10, np.uint8)
+    class_maps[0, 1:4, 1:4] = 8  # a 3x3 square of 8 ...
+    class_maps[0, 2, 2] = 5  # ... around a 5, whose neighbours are all digits: not a border
+    class_maps[0, 0:2, 5] = 2  # a stroke of 2 against the right edge, background on its left
+    expected = np.zeros((5, 6), bool)
+    expected[1:4, 1:4] = True
+    expected[2, 2] = False
+    expected[0:2, 5] = True
+    got = metrics.digit_borders(class_maps)
+    assert got.shape == (1, 5, 6) and got.dtype == bool
+    assert np.array_equal(got[0], expected), got[0].astype(int)
+    # The frame counts as background: a digit filling the image is bordered by its outer ring.
+    full = metrics.digit_borders(np.ones((1, 4, 5), np.uint8))[0]
+    ring = np.ones((4, 5), bool)
+    ring[1:-1, 1:-1] = False
+    assert np.array_equal(full, ring)
+
+
+def test_top_confusions_by_hand():
+    confusion = np.zeros((11, 11), np.int64)
+    np.fill_diagonal(confusion, 1000)  # correct pixels never count
+    confusion[3, 5], confusion[10, 7], confusion[4, 9], confusion[9, 10] = 35, 90, 40, 7
+    assert metrics.top_confusions(confusion, k=3) == [("bg", "7", 90), ("4", "9", 40), ("3", "5", 35)]
+    # Fewer errors than k: only the real ones, no zero entries.
+    assert metrics.top_confusions(confusion, k=10) == [
+        ("bg", "7", 90),
+        ("4", "9", 40),
+        ("3", "5", 35),
+        ("9", "bg", 7),
+    ]
+
+
+def test_hand_written_iou_agrees_with_keras():
+    import keras
+
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 11, (6, 64, 84)).astype(np.uint8)
+    pred = np.where(rng.random(true.shape) < 0.6, true, rng.integers(0, 11, true.shape)).astype(np.uint8)
+    pred[pred == 4] = 10  # a class never predicted
+    true[true == 2], pred[pred == 2] = 10, 10  # a class absent from both: no IoU at all
+    ours = metrics.per_class_iou(metrics.confusion_matrix(true, pred))
+    for c in range(11):
+        reference = keras.metrics.IoU(num_classes=11, target_class_ids=[c])
+        reference.update_state(true.ravel(), pred.ravel())
+        if c == 2:
+            assert np.isnan(ours[c])  # keras calls an empty class 0; ours leaves it out of the mean
+        else:
+            assert ours[c] == pytest.approx(float(reference.result()), abs=1e-6), c
+    assert ours[4] == 0
