@@ -6,6 +6,7 @@ which would open every notebook with a wall of log lines. Errors still surface a
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -28,4 +29,16 @@ def _import_quietly():
     return tf, keras
 
 
+class _NoRetracingNotice(logging.Filter):
+    """Drop TensorFlow's "triggered tf.function retracing" notice.
+
+    The series traces one predictor per model on purpose (``models.compiled_predictor``); an ablation that
+    scores many models would otherwise print the notice, which is meant for accidental retracing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 tf, keras = _import_quietly()
+tf.get_logger().addFilter(_NoRetracingNotice())

@@ -500,9 +500,9 @@ def plot_ablation(
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
     if budget_from is not None:
         ax.axvspan(budget_from - 0.5, len(rows) - 0.5, color="0.92", zorder=0)
-        ax.text(budget_from - 0.4, 1.06, "training budget, not the network", fontsize=8, color="0.35")
+        ax.text(budget_from - 0.4, 1.1, "training budget, not the network", fontsize=8, color="0.35")
     ax.set_xticks(x, names, rotation=25, ha="right", fontsize=9)
-    ax.set_ylim(0, 1.12)
+    ax.set_ylim(0, 1.16)
     ax.set_ylabel("validation IoU")
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", frameon=False)
