@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds of training, to check the script")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--unet-lr", type=float, default=1e-4, help="the U-Net's Adam learning rate (the example's)")
+    parser.add_argument("--unet-lr", type=float, default=1e-4, help="the U-Net's Adam learning rate")
     return parser.parse_args(argv)
 
 
