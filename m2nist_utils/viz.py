@@ -390,6 +390,7 @@ def plot_error_maps(
     """Columns of input, truth, prediction and error map (``ERROR_COLORS``): the viewer as a static figure.
 
     Introduced in notebook 06, for readers who see the notebook without a live kernel (widgets need one).
+    Missed-digit and false-alarm pixels are ringed in white, so that single pixels stay visible.
 
     Args:
         images: uint8 (N, 64, 84). true_maps, pred_maps: class maps uint8 (N, 64, 84), 10 = background.
@@ -403,7 +404,13 @@ def plot_error_maps(
         axes[0, i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
         axes[1, i].imshow(colorize(true_maps[i]), interpolation="nearest")
         axes[2, i].imshow(colorize(pred_maps[i]), interpolation="nearest")
-        axes[3, i].imshow(ERROR_COLORS[error_map(true_maps[i], pred_maps[i])], interpolation="nearest")
+        kinds = error_map(true_maps[i], pred_maps[i])
+        axes[3, i].imshow(ERROR_COLORS[kinds], interpolation="nearest")
+        # Misses and false alarms are often single pixels, invisible at this size: ring each one.
+        rows, cols = np.nonzero((kinds == 1) | (kinds == 3))
+        axes[3, i].scatter(cols, rows, s=60, facecolors="none", edgecolors="white", linewidths=0.8)
+        height, width = kinds.shape
+        axes[3, i].set(xlim=(-0.5, width - 0.5), ylim=(height - 0.5, -0.5))  # rings must not widen the panel
         if titles is not None:
             axes[0, i].set_title(titles[i], fontsize=9)
     for ax in axes.ravel():
