@@ -107,6 +107,20 @@ def test_plot_error_maps_draws_the_error_colours(scene):
     plt.close(fig)
 
 
+def test_plot_error_maps_rings_every_miss_and_false_alarm():
+    true = np.full((1, 64, 84), 10, np.uint8)
+    true[0, 10:20, 10:14] = 4
+    pred = true.copy()
+    pred[0, 12, 11] = 10  # one missed digit pixel
+    pred[0, 40, 60] = 7  # one false alarm
+    pred[0, 15, 12] = 2  # one wrong digit: not ringed, it is visible in red among the stroke
+    fig = viz.plot_error_maps(np.zeros((1, 64, 84), np.uint8), true, pred)
+    rings = fig.axes[3].collections[0].get_offsets()
+    assert sorted(map(tuple, np.asarray(rings).tolist())) == [(11.0, 12.0), (60.0, 40.0)]
+    assert fig.axes[3].get_xlim() == (-0.5, 83.5)
+    plt.close(fig)
+
+
 def test_error_colours_are_distinct():
     assert len(viz.ERROR_NAMES) == len(viz.ERROR_COLORS) == 5
     assert len({tuple(c) for c in viz.to_rgb8(viz.ERROR_COLORS)}) == 5
