@@ -169,6 +169,47 @@ def node_table(graph_def: tf.compat.v1.GraphDef, names: list[str] | None = None)
     return rows
 
 
+# The ops a frozen graph of this series may hold. Derived by freezing every model the series freezes
+# (build_cnn, build_fcn and each of its ablation variants, convolutionalize, the test models with
+# Rescaling, BatchNormalization and a Dense on a 4-D map) and listing their ops, plus the near relatives a
+# Keras layer of the same kinds gives (average pooling, depthwise convolution, fused batch-norm, other
+# activations). A GraphDef is a program: anything outside this list (WriteFile, ReadFile, PrintV2,
+# PyFunc, While, a call into a function...) is refused before the graph is imported, let alone run.
+ALLOWED_OPS = frozenset(
+    {
+        # inputs, constants, plumbing
+        "Placeholder", "PlaceholderWithDefault", "Const", "Identity", "IdentityN", "NoOp", "Cast",
+        # convolutions, transposed convolutions, pooling, resizing
+        "Conv2D", "Conv2DBackpropInput", "DepthwiseConv2dNative", "MaxPool", "AvgPool", "BiasAdd",
+        "SpaceToBatchND", "BatchToSpaceND", "ResizeBilinear", "ResizeNearestNeighbor",
+        "MatMul", "BatchMatMulV2", "FusedBatchNormV3",
+        # element-wise maths and activations
+        "Add", "AddV2", "Sub", "Mul", "RealDiv", "Neg", "Square", "Sqrt", "Rsqrt", "Log", "Exp",
+        "Maximum", "Minimum", "Relu", "Relu6", "Elu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+        # shapes
+        "Shape", "Reshape", "Squeeze", "ExpandDims", "Pack", "ConcatV2", "Slice", "StridedSlice", "Pad",
+        "Transpose", "GatherV2", "Prod",
+    }
+)  # fmt: skip
+
+
+def check_ops(graph_def: tf.compat.v1.GraphDef, path: str | os.PathLike = "graph") -> None:
+    """Refuse a GraphDef holding any op outside :data:`ALLOWED_OPS` (notebook 03).
+
+    Every node counts, not only those an output needs, and so does every node of every function in the
+    graph's library (our graphs have none; a library of allowed ops is harmless, as no allowed op calls one).
+
+    Raises:
+        ValueError: ``<path>: op <Op> in node <name> is not allowed``, for the first such node.
+    """
+    nodes = [(node.name, node.op) for node in graph_def.node]
+    for function in graph_def.library.function:
+        nodes += [(f"{function.signature.name}/{node.name}", node.op) for node in function.node_def]
+    for name, op in nodes:
+        if op not in ALLOWED_OPS:
+            raise ValueError(f"{path}: op {op} in node {name} is not allowed")
+
+
 def load_frozen_graph(
     path: str | os.PathLike,
     inputs: str = "image",
@@ -187,8 +228,14 @@ def load_frozen_graph(
 
     Returns:
         A function: float32 tensor (N, *shape) -> one tensor, or a list when ``outputs`` is a list.
+
+    Raises:
+        ValueError: an op outside :data:`ALLOWED_OPS` anywhere in the graph (checked before anything is
+            imported), a missing node, an input shape the graph cannot take, or an output that is not
+            floating-point.
     """
     graph_def = read_graph_def(path)
+    check_ops(graph_def, path)
     names = {node.name for node in graph_def.node}
     wanted = [outputs] if isinstance(outputs, str) else list(outputs)
     input_node = _node_name(inputs)
@@ -211,6 +258,10 @@ def load_frozen_graph(
     except ValueError as exc:
         raise ValueError(f"{path}: the graph cannot take input shape {(None, *input_shape)} ({exc})") from exc
     fetches = [wrapped.graph.get_tensor_by_name(f"frozen/{_tensor_name(n)}") for n in wanted]
+    for name, fetch in zip(wanted, fetches):
+        # Callers compute with the outputs as float maps (probabilities, logits, features).
+        if not fetch.dtype.is_floating:
+            raise ValueError(f"{path}: output {name!r} is {fetch.dtype.name}; expected a floating-point map")
     function = wrapped.prune(feeds=wrapped.inputs, fetches=fetches)
     if isinstance(outputs, str):
         return lambda x: function(tf.convert_to_tensor(x, tf.float32))[0]

@@ -145,3 +145,21 @@ def test_frozen_params_equal_keras_with_layer_constants(capsys, data_dir, tmp_pa
     status, out, err = run(capsys, "--model", tmp_path / "m.pb", "--data", data_dir)
     assert status == 0, err
     assert json.loads(out)["params"] == model.count_params() == 40 + 715 + 132
+
+
+def test_a_graph_that_writes_a_file_is_refused_and_never_runs(capsys, tmp_path, data_dir):
+    import tensorflow as tf
+
+    target = tmp_path / "written.txt"
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, (None, 64, 84, 1), name="image")
+        write = tf.io.write_file(str(target), "pwned", name="evil")
+        with tf.control_dependencies([write]):
+            # Passes for 11-class probabilities, so that only the op check stands in the way.
+            tf.identity(tf.tile(image * 0 + 1 / 11, [1, 1, 1, 11]), name="probabilities")
+    (tmp_path / "hostile.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    status, out, err = run(capsys, "--model", tmp_path / "hostile.pb", "--data", data_dir)
+    assert not target.exists()
+    assert (status, out) == (2, "") and err.count("\n") == 1
+    assert err == f"error: {tmp_path / 'hostile.pb'}: op WriteFile in node evil is not allowed\n"

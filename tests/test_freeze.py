@@ -136,3 +136,132 @@ def test_parameter_count_equals_keras(tmp_path):
     for node in graph_def.node:
         node.attr.pop(freeze.WEIGHT_ATTR, None)
     assert freeze.count_parameters(graph_def) == model.count_params()
+
+
+# ----------------------------------------------------------------------------------------------------
+# A frozen graph is a program: only the ops our models need may run (issue 12)
+# ----------------------------------------------------------------------------------------------------
+def hostile_graph(path, make_hostile):
+    """A .pb whose ``probabilities`` (the image, passed through) waits on ``make_hostile()``'s op.
+
+    ``make_hostile`` builds its op inside a TF1 graph and returns it (or a tensor); the output depends on
+    it by a control dependency, so that running the output would run it.
+    """
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, (None, 64, 84, 1), name="image")
+        hostile = make_hostile(image)
+        with tf.control_dependencies([hostile]):
+            tf.identity(image, name="probabilities")
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+    return path
+
+
+def write_file(target):
+    import tensorflow as tf
+
+    return lambda image: tf.io.write_file(str(target), "pwned", name="evil")
+
+
+def read_file(target):
+    import tensorflow as tf
+
+    return lambda image: tf.io.read_file(str(target), name="evil")
+
+
+def print_to_file(target):
+    import tensorflow as tf
+
+    return lambda image: tf.raw_ops.PrintV2(input="pwned", output_stream=f"file://{target}", name="evil")
+
+
+def py_func(target):
+    import tensorflow as tf
+
+    def leak(x):
+        target.write_text("pwned")
+        return x
+
+    return lambda image: tf.compat.v1.py_func(leak, [image], tf.float32, name="evil")
+
+
+@pytest.mark.parametrize(
+    "make, op",
+    [(write_file, "WriteFile"), (read_file, "ReadFile"), (print_to_file, "PrintV2"), (py_func, "PyFunc")],
+    ids=["WriteFile", "ReadFile", "PrintV2", "PyFunc"],
+)
+def test_hostile_ops_are_refused_before_anything_runs(tmp_path, make, op):
+    target = tmp_path / "target.txt"
+    if op == "ReadFile":
+        target.write_text("secret")
+    path = hostile_graph(tmp_path / "hostile.pb", make(target))
+    with pytest.raises(ValueError, match=rf"^{path}: op {op} in node evil is not allowed$"):
+        freeze.load_frozen_graph(path, "image", "probabilities", input_shape=(64, 84, 1))
+    if op != "ReadFile":
+        assert not target.exists()
+
+
+def test_a_loop_that_never_ends_is_refused(tmp_path):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 64, 84, 1), tf.float32, name="image")])
+    def serve(image):
+        # i grows by one from 0 while i >= 0: about 2**31 iterations before it wraps.
+        loop = tf.while_loop(lambda i: i >= 0, lambda i: i + 1, [tf.constant(0)], name="forever")
+        with tf.control_dependencies(loop):
+            return tf.identity(image, name="probabilities")
+
+    graph_def = serve.get_concrete_function().graph.as_graph_def()
+    (tmp_path / "loop.pb").write_bytes(graph_def.SerializeToString())
+    with pytest.raises(ValueError, match=r"loop.pb: op (Stateless)?While in node forever is not allowed"):
+        freeze.load_frozen_graph(tmp_path / "loop.pb", "image", "probabilities")
+
+
+def test_a_function_library_of_disallowed_ops_is_refused(frozen, tmp_path):
+    graph_def = freeze.read_graph_def(frozen)
+    function = graph_def.library.function.add()
+    function.signature.name = "backdoor"
+    function.node_def.add(name="write", op="WriteFile")
+    (tmp_path / "library.pb").write_bytes(graph_def.SerializeToString())
+    with pytest.raises(ValueError, match="library.pb: op WriteFile in node backdoor/write is not allowed"):
+        freeze.load_frozen_graph(tmp_path / "library.pb")
+
+
+def test_outputs_that_are_not_float_are_refused(tmp_path):
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        image = tf.compat.v1.placeholder(tf.float32, (None, 64, 84, 1), name="image")
+        tf.shape(image, name="shape")
+        with tf.control_dependencies([image]):
+            tf.identity(tf.constant("not a probability"), name="text")
+    (tmp_path / "types.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    for output, dtype in (("shape", "int32"), ("text", "string")):
+        with pytest.raises(ValueError, match=rf"types.pb: output '{output}' is {dtype}; expected a floating"):
+            freeze.load_frozen_graph(tmp_path / "types.pb", "image", output)
+
+
+SERIES = {
+    "cnn": lambda: models.build_cnn(),
+    "convolutionalized": lambda: models.convolutionalize(models.build_cnn()),
+    "fcn": lambda: models.build_fcn(None),
+    **{
+        f"fcn-no-{flag}": (lambda flag=flag: models.build_fcn(None, **{flag: False}))
+        for flag in ("conv_head", "finetune", "context", "skips", "pixel_path")
+    },
+    "layered": layered_model,
+}
+
+
+@pytest.mark.parametrize("name", SERIES)
+def test_every_graph_the_series_freezes_is_allowed(tmp_path, name):
+    model = SERIES[name]()
+    output = "logits" if name in ("cnn", "convolutionalized") else "probabilities"
+    freeze.freeze_model(model, tmp_path / "m.pb", output_name=output, pbtxt=False)
+    freeze.check_ops(freeze.read_graph_def(tmp_path / "m.pb"), tmp_path / "m.pb")
+    size = (28, 28, 1) if name == "cnn" else (64, 84, 1)
+    predict = freeze.load_frozen_graph(tmp_path / "m.pb", "image", output, input_shape=size)
+    assert predict(np.zeros((1, *size), np.float32)).dtype == "float32"
