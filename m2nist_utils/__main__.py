@@ -8,8 +8,15 @@ import sys
 
 
 def _generate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from . import m2nist, mnist
 
+    existing = [name for name in ("combined.npy", "segmented.npy") if (Path(args.out) / name).exists()]
+    if existing and not args.force:
+        raise ValueError(
+            f"{args.out}: already holds an M2NIST dataset ({existing[0]}); add --force to replace it"
+        )
     pool = mnist.split_pools(args.source, seed=args.pool_seed)[args.split]
     images, class_maps, _ = m2nist.compose_images(
         pool, args.n_images, max_digits=args.max_digits, seed=args.seed
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "--split", default="train", choices=["train", "val", "test"], help="digit pool to draw from"
     )
     gen.add_argument("--max-digits", type=int, default=3)
+    gen.add_argument("--force", action="store_true", help="replace a dataset that --out already holds")
     gen.set_defaults(run=_generate)
 
     ev = sub.add_parser("evaluate", help="score a model on M2NIST files; prints one JSON object")

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import config
-from .files import atomic_save
+from .files import atomic_save, atomic_save_folder, folder_identity
 from .mnist import DigitPool, resolve_source, split_pools
 
 HEIGHT, WIDTH = 64, 84
@@ -157,7 +157,11 @@ def to_class_map(masks: np.ndarray) -> np.ndarray:
 # Files: the public M2NIST format and the project's own cache
 # ----------------------------------------------------------------------------------------------------
 def save_m2nist(folder: str | os.PathLike, images: np.ndarray, masks: np.ndarray) -> None:
-    """Write the public M2NIST format into ``folder``, atomically.
+    """Write the public M2NIST format into ``folder``; the pair is replaced as one unit.
+
+    Both files are written into a temporary sibling folder that is then swapped in whole
+    (``files.atomic_save_folder``), so a kill or a full disk leaves the old pair or the new one, never new
+    images beside old masks. ``folder`` must be new or hold only ``combined.npy``/``segmented.npy``.
 
     Args:
         images: uint8 (N, 64, 84), written as ``combined.npy``.
@@ -165,15 +169,31 @@ def save_m2nist(folder: str | os.PathLike, images: np.ndarray, masks: np.ndarray
     """
     folder = Path(folder)
     _check_pair(images, masks, str(folder))
-    atomic_save(folder / "combined.npy", lambda f: np.save(f, images.astype(np.uint8)))
-    atomic_save(folder / "segmented.npy", lambda f: np.save(f, masks.astype(np.uint8)))
+
+    def write(tmp: Path) -> None:
+        np.save(tmp / "combined.npy", images.astype(np.uint8))
+        np.save(tmp / "segmented.npy", masks.astype(np.uint8))
+
+    atomic_save_folder(folder, write, allowed=("combined.npy", "segmented.npy"))
 
 
 def load_m2nist(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read the public M2NIST format; returns images uint8 (N, 64, 84) and masks uint8 (N, 64, 84, 11)."""
     folder = Path(folder)
-    images = _load_npy(folder / "combined.npy", (HEIGHT, WIDTH))
-    masks = _load_npy(folder / "segmented.npy", (HEIGHT, WIDTH, N_CLASSES))
+    # save_m2nist swaps in a new folder (new inode): read again if that happened between the two files.
+    for _ in range(5):
+        before = folder_identity(folder)
+        try:
+            images = _load_npy(folder / "combined.npy", (HEIGHT, WIDTH))
+            masks = _load_npy(folder / "segmented.npy", (HEIGHT, WIDTH, N_CLASSES))
+        except FileNotFoundError:
+            if folder_identity(folder) == before:
+                raise
+            continue
+        if folder_identity(folder) == before:
+            break
+    else:
+        raise RuntimeError(f"{folder}: replaced while being read, five times in a row")
     if len(images) != len(masks):
         raise ValueError(
             f"{folder}: combined.npy holds {len(images)} images but segmented.npy {len(masks)} masks"

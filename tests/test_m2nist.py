@@ -374,3 +374,85 @@ def test_dataset_stats_by_hand():
         "pixel_share_per_digit_pct": expected_share,
         "background_pct": round(100 * (total - 7) / total, 2),
     }
+
+
+def _generate_argv(out, seed: int, *extra: str) -> list[str]:
+    sizes = ["--n-images", "50", "--source", "sample", "--seed", str(seed)]
+    return ["generate", "--out", str(out), *sizes, *extra]
+
+
+def test_cli_generate_refuses_an_existing_dataset_without_force(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli(_generate_argv(out, 1)) == 0
+    before = {name: (out / name).read_bytes() for name in ("combined.npy", "segmented.npy")}
+    capsys.readouterr()
+    assert cli(_generate_argv(out, 2)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {out}: already holds an M2NIST dataset")
+    assert "--force" in err
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert cli(_generate_argv(out, 2, "--force")) == 0
+    assert (out / "combined.npy").read_bytes() != before["combined.npy"]
+
+
+# Runs generate and slows every np.save by 50 ms, so that a kill often lands between the two files (the
+# moment that tore the pair when they were renamed into place one after the other). "saving" on stdout
+# marks the first write, so half the kills can aim at the writes and half at any point of the run.
+_SLOW_GENERATE = """
+import sys, time
+import numpy as np
+real_save = np.save
+def slow_save(*args, **kwargs):
+    print("saving", flush=True)
+    real_save(*args, **kwargs)
+    time.sleep(0.05)
+np.save = slow_save
+from m2nist_utils.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_killed_generate_leaves_the_old_pair_or_the_new_one(tmp_path):
+    import os
+    import random
+    import subprocess
+    import sys
+    import time
+
+    ref_old, ref_new, out = tmp_path / "old", tmp_path / "new", tmp_path / "out"
+    assert cli(_generate_argv(ref_old, 1)) == 0 and cli(_generate_argv(ref_new, 2)) == 0
+    old, new = m2nist.load_m2nist(ref_old), m2nist.load_m2nist(ref_new)
+    assert not np.array_equal(old[0], new[0]) and not np.array_equal(old[1], new[1])
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    rng = random.Random(12)
+    # Six kills aimed at the writes, one random delay in each sixth of the first 0.3 s after "saving"
+    # (which covers both writes, the fsyncs and the swap); two at random points of the whole run.
+    delays = [("aimed", (i + rng.random()) * 0.05) for i in range(6)]
+    delays += [("any", rng.uniform(0.0, 3.0)) for _ in range(2)]
+    seen: list[str] = []
+    for attempt, (aim, delay) in enumerate(delays):
+        m2nist.save_m2nist(out, *old)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SLOW_GENERATE, *_generate_argv(out, 2, "--force")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+        )
+        if aim == "aimed":
+            proc.stdout.readline()  # "saving": the first file is being written
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        images, masks = m2nist.load_m2nist(out)
+        if np.array_equal(images, old[0]) and np.array_equal(masks, old[1]):
+            seen.append(f"old@{delay:.3f}")
+        elif np.array_equal(images, new[0]) and np.array_equal(masks, new[1]):
+            seen.append(f"new@{delay:.3f}")
+        else:
+            pytest.fail(f"kill {attempt} ({aim}, {delay:.3f} s) left a mixed pair (after {seen})")
+    # The next save cleans what the kills left beside the folder.
+    m2nist.save_m2nist(out, *new)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old", "out"], seen
+    print("kills left:", seen)

@@ -1,0 +1,133 @@
+"""Atomic writes (m2nist_utils.files, notebook 01): permissions, fsync, temporary files, folder swaps."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from m2nist_utils import files, m2nist
+
+import numpy as np
+import pytest
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture
+def umask(monkeypatch):
+    """Set the process umask for one test (files reads it once, so forget the cached value too)."""
+    old = os.umask(0o022)
+    os.umask(old)
+
+    def set_umask(value: int) -> None:
+        os.umask(value)
+        monkeypatch.setattr(files, "_UMASK", None)
+
+    yield set_umask
+    os.umask(old)
+
+
+def _pair(n: int, seed: int, pools) -> tuple[np.ndarray, np.ndarray]:
+    data = m2nist.compose_images(pools["test"], n, seed=seed)
+    return data.images, m2nist.to_one_hot(data.class_maps)
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o027, 0o640)])
+def test_files_follow_the_umask(tmp_path, umask, pools, mask, expected):
+    umask(mask)
+    files.atomic_save(tmp_path / "a.bin", lambda f: f.write(b"x"))
+    files.atomic_save_to_path(tmp_path / "b.txt", lambda name: open(name, "w").close())
+    m2nist.save_m2nist(tmp_path / "pair", *_pair(3, 0, pools))
+    for path in ["a.bin", "b.txt", "pair/combined.npy", "pair/segmented.npy"]:
+        assert _mode(tmp_path / path) == expected, path
+    assert _mode(tmp_path / "pair") == expected | 0o111 & ~mask
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names open files through /proc")
+def test_file_is_fsynced_before_it_is_renamed(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(a, b):
+        events.append(("replace", str(a)))
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    files.atomic_save(tmp_path / "a.bin", lambda f: f.write(b"x"))
+    tmp = next(name for kind, name in events if kind == "replace")
+    assert ("fsync", tmp) in events and events.index(("fsync", tmp)) < events.index(("replace", tmp))
+    assert events[-1] == ("fsync", str(tmp_path))  # the folder too, so the rename survives a power loss
+
+
+def test_failed_folder_save_keeps_the_old_pair_and_leaves_no_temporary_folder(tmp_path, pools):
+    target = tmp_path / "pair"
+    old = _pair(4, 1, pools)
+    m2nist.save_m2nist(target, *old)
+
+    def crash(tmp):
+        np.save(tmp / "combined.npy", np.zeros((4, 64, 84), np.uint8))
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        files.atomic_save_folder(target, crash, allowed=("combined.npy", "segmented.npy"))
+    images, masks = m2nist.load_m2nist(target)
+    assert np.array_equal(images, old[0]) and np.array_equal(masks, old[1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair"]
+
+
+def test_stale_temporary_folder_is_removed_by_the_next_save(tmp_path, pools):
+    stale = tmp_path / ".pair.tmp-killed"
+    stale.mkdir()
+    np.save(stale / "combined.npy", np.zeros((2, 64, 84), np.uint8))
+    stale_file = tmp_path / ".pair.tmp-old-x"
+    stale_file.write_bytes(b"left by a kill")
+    unrelated = tmp_path / ".other.tmp-1"
+    unrelated.mkdir()
+    m2nist.save_m2nist(tmp_path / "pair", *_pair(2, 0, pools))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-1", "pair"]
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "rename-aside"])
+def test_folder_save_replaces_an_existing_pair(tmp_path, pools, monkeypatch, exchange):
+    if not exchange:
+        monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+    target = tmp_path / "pair"
+    m2nist.save_m2nist(target, *_pair(3, 1, pools))
+    new = _pair(5, 2, pools)
+    m2nist.save_m2nist(target, *new)
+    images, masks = m2nist.load_m2nist(target)
+    assert np.array_equal(images, new[0]) and np.array_equal(masks, new[1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair"]
+
+
+def test_folder_save_refuses_a_folder_with_other_files(tmp_path, pools):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds other files \(notes.txt\)"):
+        m2nist.save_m2nist(tmp_path, *_pair(2, 0, pools))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_reader_retries_when_the_pair_is_swapped_between_its_two_files(tmp_path, pools, monkeypatch):
+    old, new = _pair(4, 1, pools), _pair(4, 2, pools)
+    m2nist.save_m2nist(tmp_path / "pair", *old)
+    real_load = m2nist._load_npy
+    calls = []
+
+    def load_then_swap(path, tail):
+        array = real_load(path, tail)
+        calls.append(path.name)
+        if len(calls) == 1:  # a writer swaps in the new pair after the reader has read combined.npy
+            m2nist.save_m2nist(tmp_path / "pair", *new)
+        return array
+
+    monkeypatch.setattr(m2nist, "_load_npy", load_then_swap)
+    images, masks = m2nist.load_m2nist(tmp_path / "pair")
+    assert np.array_equal(images, new[0]) and np.array_equal(masks, new[1])
+    assert calls == ["combined.npy", "segmented.npy", "combined.npy", "segmented.npy"]
