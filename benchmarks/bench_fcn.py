@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from m2nist_utils import config, freeze, m2nist, mnist, models, results
+from m2nist_utils import artifacts, config, freeze, mnist, results, segmenter, training
 from m2nist_utils._tf import keras
 
 import numpy as np
@@ -53,15 +53,15 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=2_000, help="images in the timed training epoch")
     args = parser.parse_args()
 
-    print(f"device: {models.describe_device()} | {config.describe()}")
-    fcn = models.load_or_create_fcn()
-    frozen_path = models.fcn_frozen_path()
+    print(f"device: {config.describe_device()} | {config.describe()}")
+    fcn = artifacts.load_or_create_fcn()
+    frozen_path = artifacts.fcn_frozen_path()
     if not frozen_path.is_file():
         freeze.freeze_model(fcn, frozen_path, output_name="probabilities")
     frozen = freeze.load_frozen_graph(frozen_path, "image", "probabilities", input_shape=(64, 84, 1))
-    keras_call = models.compiled_predictor(fcn)
+    keras_call = segmenter.compiled_predictor(fcn)
 
-    test = m2nist.load_or_create_split("test")
+    test = artifacts.load_or_create_split("test")
     images = test.images[:1024, ..., None].astype(np.float32) / 255.0
 
     rows, keras_rate, frozen_rate = [], {}, {}
@@ -82,19 +82,19 @@ def main() -> None:
 
     # Two timed epochs on a fresh model, so the saved weights stay as they are; the first one also builds
     # the training graph, so the second one is the steady pace of training.
-    trainee = models.build_fcn(models.load_or_create_cnn())
+    trainee = segmenter.build_fcn(artifacts.load_or_create_cnn())
     pools = mnist.split_pools("auto")
     timer = EpochTimer()
-    models.train_fcn(
+    training.train_fcn(
         trainee, pools["train"], epochs=2, images_per_epoch=args.train_images, verbose=0, callbacks=[timer]
     )
-    per_epoch = timer.seconds[-1] * models.FCN_RECIPE["images_per_epoch"] / args.train_images
+    per_epoch = timer.seconds[-1] * training.FCN_RECIPE["images_per_epoch"] / args.train_images
 
-    epochs = models.FCN_RECIPE["epochs"]
-    print(models.format_table(rows))
+    epochs = training.FCN_RECIPE["epochs"]
+    print(results.format_table(rows))
     print(f"frozen inference at batch 256: {frozen_rate[256]:,.0f} images/s (target: at least 2,000)")
     print(
-        f"training: {per_epoch:.1f} s per epoch of {models.FCN_RECIPE['images_per_epoch']:,} images "
+        f"training: {per_epoch:.1f} s per epoch of {training.FCN_RECIPE['images_per_epoch']:,} images "
         f"(extrapolated from a second epoch of {args.train_images:,}), "
         f"{epochs} epochs about {per_epoch * epochs:.0f} s (budget: 300 s)"
     )
@@ -102,14 +102,14 @@ def main() -> None:
     path = results.save_results(
         "bench",
         {
-            "device": models.describe_device(),
+            "device": config.describe_device(),
             "params": fcn.count_params(),
             # Keys are batch sizes: the README cites e.g. results:bench.frozen_images_per_s.256
             "keras_images_per_s": {str(b): r for b, r in keras_rate.items()},
             "frozen_images_per_s": {str(b): r for b, r in frozen_rate.items()},
             "min_seconds_per_measurement": args.seconds,
             "train_seconds_per_epoch": per_epoch,
-            "epoch_images": models.FCN_RECIPE["images_per_epoch"],
+            "epoch_images": training.FCN_RECIPE["images_per_epoch"],
             "timed_epoch_images": args.train_images,
             "epochs": epochs,
             "train_seconds_estimate": per_epoch * epochs,

@@ -8,8 +8,8 @@ batch normalisation and strided 1x1 residual projections) and a decoder of 256, 
 M2NIST: one input channel, 11 classes, the 64x84 image zero-padded to 64x96 (four halvings need a width
 divisible by 16) and the output cropped back to 64x84.
 
-One run, one machine, one data stream: the script first trains our FCN (``models.build_fcn`` with
-``models.FCN_RECIPE``) and measures its wall time T, then trains the U-Net on the same stream (fresh images
+One run, one machine, one data stream: the script first trains our FCN (``segmenter.build_fcn`` with
+``training.FCN_RECIPE``) and measures its wall time T, then trains the U-Net on the same stream (fresh images
 of freshly distorted training digits every epoch, sparse categorical cross-entropy, Adam) and stops it at the
 first step that ends after T seconds. Both are scored on the same test split; the figures go to
 ``results/peer_unet.json`` and a table is printed.
@@ -48,48 +48,48 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from m2nist_utils import config, m2nist, mnist, models, results
+    from m2nist_utils import artifacts, config, mnist, results, segmenter, training
     from m2nist_utils._tf import keras
 
-    print(f"device: {models.describe_device()} | {config.describe()} | {config.describe_versions()}")
-    recipe = dict(models.FCN_RECIPE)
+    print(f"device: {config.describe_device()} | {config.describe()} | {config.describe_versions()}")
+    recipe = dict(training.FCN_RECIPE)
     if args.quick:
         recipe.update(epochs=1, images_per_epoch=512)
     pool = mnist.split_pools("auto", seed=0)["train"]
-    test = m2nist.load_or_create_split("test")
-    cnn = models.load_or_create_cnn()
+    test = artifacts.load_or_create_split("test")
+    cnn = artifacts.load_or_create_cnn()
 
     # Ours, exactly as notebook 05 trains the final model (on a fresh copy: models/fcn.keras stays as it is).
     keras.utils.set_random_seed(args.seed)
-    with models.distribution_strategy().scope():
-        ours = models.build_fcn(cnn)
+    with training.distribution_strategy().scope():
+        ours = segmenter.build_fcn(cnn)
     ours_log = step_log(recipe["images_per_epoch"], recipe["batch_size"])
     start = time.perf_counter()
-    models.train_fcn(ours, pool, seed=args.seed, verbose=2, callbacks=[ours_log], **recipe)
+    training.train_fcn(ours, pool, seed=args.seed, verbose=2, callbacks=[ours_log], **recipe)
     budget = time.perf_counter() - start
     print(f"ours: {budget:.1f} s -> the U-Net trains for as long")
 
     keras.utils.set_random_seed(args.seed)
-    with models.distribution_strategy().scope():
+    with training.distribution_strategy().scope():
         unet = build_unet()
         unet.compile(
             optimizer=keras.optimizers.Adam(args.unet_lr), loss=keras.losses.SparseCategoricalCrossentropy()
         )
     unet_log = step_log(recipe["images_per_epoch"], recipe["batch_size"], budget_seconds=budget)
-    data = models.m2nist_dataset(
+    data = training.m2nist_dataset(
         pool, recipe["images_per_epoch"], recipe["batch_size"], fresh=True, seed=args.seed, distort=True
     )
     start = time.perf_counter()
     unet.fit(data, epochs=10**6, verbose=2, callbacks=[unet_log], shuffle=False)
     unet_seconds = time.perf_counter() - start
 
-    record = {"device": models.describe_device(), "budget_seconds": budget, "test_images": len(test.images)}
+    record = {"device": config.describe_device(), "budget_seconds": budget, "test_images": len(test.images)}
     rows = []
     for name, model, seconds, log, extra in (
         ("ours", ours, budget, ours_log, {"learning_rate": recipe["learning_rate"], "schedule": "cosine"}),
         ("unet", unet, unet_seconds, unet_log, {"learning_rate": args.unet_lr, "schedule": "constant"}),
     ):
-        scores = models.evaluate_fcn(model, test.images, test.class_maps)
+        scores = segmenter.evaluate_fcn(model, test.images, test.class_maps)
         record[name] = {
             "params": model.count_params(),
             "train_seconds": seconds,
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> None:
             }
         )
     path = results.save_results("peer_unet", record)
-    print(models.format_table(rows))
+    print(results.format_table(rows))
     print(f"scored on {len(test.images):,} test images; written to {path}")
 
 

@@ -1,6 +1,20 @@
-"""Helpers for the m2nist-fcn notebook series: data, models, freezing, metrics, figures and widgets.
+"""Helpers for the m2nist-fcn notebook series, one module per stage of the story.
 
-Modules are imported on demand (``from m2nist_utils import m2nist, models``) so that the light ones
+- ``config``: the quick/full switch, artifact folders, device and versions (every notebook).
+- ``mnist``: MNIST digit sources and the train/val/test digit pools (notebook 01).
+- ``m2nist``: the M2NIST format, the generator and its checks (notebook 01);
+  ``article_generator``: the article's generator, for measurement only (notebook 01).
+- ``classifier``: the article's CNN and its training (notebook 02).
+- ``freeze``: frozen GraphDefs, written and read back safely (notebook 03).
+- ``surgery``: the CNN reused as an FCN on 64x84 images (notebook 04).
+- ``segmenter``: our FCN, its losses, prediction and scores; ``training``: its data stream and fit;
+  ``pipeline``: the tf.data input pipeline (notebook 05).
+- ``artifacts``: paths of data and models and the one load-or-create cache (every notebook).
+- ``metrics``, ``results``: IoU and the committed figures; ``viz``, ``panels``, ``widgets``: figures and
+  the interactive mask viewer (notebook 06).
+- ``files``: atomic writes; ``__main__``: the command line.
+
+Modules are imported on demand (``from m2nist_utils import m2nist, segmenter``) so that the light ones
 (data, metrics) never pay for importing TensorFlow.
 """
 

@@ -54,9 +54,9 @@ def _load_predictor(path: str):
             freeze.count_parameters(graph_def)
         )
     if Path(path).suffix == ".keras":
-        from . import models
+        from . import artifacts
 
-        model = models.load_model(path)
+        model = artifacts.load_model(path)
         if tuple(model.input_shape[1:]) not in ((64, 84, 1), (None, None, 1)):
             raise ValueError(f"{path}: the model takes input {model.input_shape}; expected (None, 64, 84, 1)")
         return (lambda x: model(x, training=False)), int(model.count_params())

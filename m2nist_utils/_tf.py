@@ -32,7 +32,7 @@ def _import_quietly():
 class _NoRetracingNotice(logging.Filter):
     """Drop TensorFlow's "triggered tf.function retracing" notice.
 
-    The series traces one predictor per model on purpose (``models.compiled_predictor``); an ablation that
+    The series traces one predictor per model on purpose (``segmenter.compiled_predictor``); an ablation that
     scores many models would otherwise print the notice, which is meant for accidental retracing.
     """
 

@@ -52,6 +52,17 @@ def describe() -> str:
     return f"mode: {mode()} | artifacts (data/, models/, img/) under {where}"
 
 
+def describe_device() -> str:
+    """One line naming what TensorFlow computes on: the visible GPUs, else the CPU and its cores."""
+    from ._tf import tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+        return f"{len(gpus)} GPU(s): {', '.join(names)}"
+    return f"CPU ({os.cpu_count()} cores visible)"
+
+
 def describe_versions() -> str:
     """One line with the versions a reader should quote in a bug report (every notebook's setup prints it)."""
     import platform

@@ -291,14 +291,3 @@ def _node_name(name: str) -> str:
 def _tensor_name(name: str) -> str:
     return name if ":" in name else f"{name}:0"
 
-
-def ensure_frozen_cnn(path: str | os.PathLike | None = None) -> Path:
-    """``models/cnn_frozen.pb``, frozen first from ``models/cnn.keras`` (trained if needed) when missing."""
-    from . import config, models
-
-    path = Path(path or config.MODELS_DIR / "cnn_frozen.pb")
-    try:
-        read_graph_def(path)
-    except (FileNotFoundError, ValueError):
-        freeze_model(models.load_or_create_cnn(), path)
-    return path

@@ -8,7 +8,7 @@ Introduced in notebook 01. Array conventions used throughout the series:
 
 A pixel belongs to a digit when that digit's MNIST image is non-zero there ("ink"); all other pixels are
 background. Digits are placed untransformed so that their ink bounding boxes never touch, which keeps
-strokes from overlapping. :func:`compose_like_article` re-implements the original article's generator, for
+strokes from overlapping. ``article_generator`` re-implements the original article's generator, for
 measuring what it overlapped and dropped (notebook 01).
 """
 
@@ -20,14 +20,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import config
-from .files import atomic_save, atomic_save_folder, folder_identity
-from .mnist import DigitPool, resolve_source, split_pools
+from .arrays import as_uint8, load_npy
+from .files import atomic_save_folder, folder_identity
+from .mnist import DigitPool
 
 HEIGHT, WIDTH = 64, 84
 N_CLASSES = 11
 BACKGROUND = 10
 MAX_DIGITS = 3
+#: Grey level of full ink: networks read pixels as grey level / PIXEL_MAX, in [0, 1].
+PIXEL_MAX = 255.0
+
+
+def to_input(images: np.ndarray) -> np.ndarray:
+    """Network input float32 (..., 1) in [0, 1] for images uint8 (...), e.g. (N, 64, 84) or (N, 28, 28)."""
+    return np.asarray(images)[..., None].astype(np.float32) / PIXEL_MAX
 
 
 class Split(NamedTuple):
@@ -143,8 +150,14 @@ def place_boxes(boxes: np.ndarray, rng: np.random.Generator, gap: int = 1) -> li
 
 def to_one_hot(class_maps: np.ndarray) -> np.ndarray:
     """Class maps uint8 (..., 64, 84) with values 0..10 -> one-hot masks uint8 (..., 64, 84, 11)."""
-    if class_maps.size and class_maps.max() >= N_CLASSES:
-        raise ValueError(f"class maps must hold values 0..{N_CLASSES - 1}, got up to {class_maps.max()}")
+    class_maps = np.asarray(class_maps)
+    if class_maps.dtype.kind not in "ui":
+        raise ValueError(f"class maps must be integers 0..{N_CLASSES - 1}, got dtype {class_maps.dtype}")
+    # A negative class would index np.eye from the end and pass as background.
+    if class_maps.size and (class_maps.min() < 0 or class_maps.max() >= N_CLASSES):
+        raise ValueError(
+            f"class maps must hold values 0..{N_CLASSES - 1}, got {class_maps.min()}..{class_maps.max()}"
+        )
     return np.eye(N_CLASSES, dtype=np.uint8)[class_maps]
 
 
@@ -171,14 +184,21 @@ def save_m2nist(folder: str | os.PathLike, images: np.ndarray, masks: np.ndarray
     _check_pair(images, masks, str(folder))
 
     def write(tmp: Path) -> None:
-        np.save(tmp / "combined.npy", images.astype(np.uint8))
-        np.save(tmp / "segmented.npy", masks.astype(np.uint8))
+        # asarray, not astype: a copy of 10,000 masks is another 600 MB.
+        np.save(tmp / "combined.npy", np.asarray(images, np.uint8))
+        np.save(tmp / "segmented.npy", np.asarray(masks, np.uint8))
 
     atomic_save_folder(folder, write, allowed=("combined.npy", "segmented.npy"))
 
 
 def load_m2nist(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read the public M2NIST format; returns images uint8 (N, 64, 84) and masks uint8 (N, 64, 84, 11)."""
+    """Read the public M2NIST format; returns images uint8 (N, 64, 84) and masks uint8 (N, 64, 84, 11).
+
+    Nothing is trusted: each header is checked against its file's size before anything is allocated, values
+    must convert to uint8 without loss (float images scaled to 0..1, or NaN, are refused, not cast to
+    black), and every mask pixel must be one-hot. Errors are ``ValueError``/``FileNotFoundError`` naming
+    the file.
+    """
     folder = Path(folder)
     # save_m2nist swaps in a new folder (new inode): read again if that happened between the two files.
     for _ in range(5):
@@ -198,23 +218,32 @@ def load_m2nist(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"{folder}: combined.npy holds {len(images)} images but segmented.npy {len(masks)} masks"
         )
+    _check_one_hot(masks, folder / "segmented.npy")
     return images, masks
 
 
 def _load_npy(path: Path, tail: tuple[int, ...]) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"M2NIST file not found: {path}")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable .npy array ({exc})") from exc
+    array = load_npy(path)
     if array.ndim != len(tail) + 1 or array.shape[1:] != tail:
         raise ValueError(f"{path}: expected shape (N, {', '.join(map(str, tail))}), got {array.shape}")
-    if array.dtype.kind not in "uif" and array.dtype != bool:
-        raise ValueError(f"{path}: expected a numeric array, got dtype {array.dtype}")
-    if array.min() < 0 or array.max() > 255:
-        raise ValueError(f"{path}: values must lie in 0..255, got {array.min()}..{array.max()}")
-    return array.astype(np.uint8)
+    return as_uint8(array, str(path), "grey levels 0..255" if len(tail) == 2 else "one-hot masks of 0 and 1")
+
+
+def _check_one_hot(masks: np.ndarray, path: Path) -> None:
+    """Refuse masks (N, 64, 84, 11) where a pixel has no channel set, several, or a value other than 0/1."""
+    if masks.size and masks.max() > 1:
+        raise ValueError(f"{path}: masks are not one-hot: values up to {masks.max()}; expected 0 or 1")
+    per_pixel = masks.sum(axis=-1, dtype=np.uint8)
+    bad = per_pixel != 1
+    if bad.any():
+        n, y, x = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{path}: masks are not one-hot: {int((per_pixel == 0).sum()):,} pixels have no channel set and "
+            f"{int((per_pixel > 1).sum()):,} several (first: image {n}, row {y}, column {x}); expected "
+            f"exactly one 1 among the {N_CLASSES} channels"
+        )
 
 
 def _check_pair(images: np.ndarray, masks: np.ndarray, where: str) -> None:
@@ -225,43 +254,6 @@ def _check_pair(images: np.ndarray, masks: np.ndarray, where: str) -> None:
             f"{where}: masks must have shape {images.shape + (N_CLASSES,)} to match the images, "
             f"got {masks.shape}"
         )
-
-
-def dataset_path(split: str, folder: str | os.PathLike | None = None) -> Path:
-    """The project's cached split: ``data/m2nist_<split>.npz``."""
-    return Path(folder or config.DATA_DIR) / f"m2nist_{split}.npz"
-
-
-def load_or_create_split(
-    split: str,
-    n_images: int | None = None,
-    source: str | os.PathLike | None = "auto",
-    seed: int = 0,
-    folder: str | os.PathLike | None = None,
-) -> Split:
-    """One split (images, class maps, sources; see :func:`compose_images`), cached in ``data/``.
-
-    The cache is rebuilt when it is missing, unreadable or was made with other settings, so any notebook
-    can call this first thing. Each split draws only from its own digit pool, with its own seed.
-    ``n_images`` defaults to ``config.N_IMAGES[split]`` (smaller in quick mode).
-    """
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"unknown split {split!r}; expected 'train', 'val' or 'test'")
-    n_images = config.N_IMAGES[split] if n_images is None else n_images
-    source = resolve_source(source)
-    path = dataset_path(split, folder)
-    settings = f"n={n_images} source={source} seed={seed}"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                if str(f["settings"]) == settings:
-                    return Split(f["images"], f["class_maps"], f["sources"])
-        except (OSError, ValueError, KeyError, EOFError):
-            pass  # unreadable or from other settings: rebuild below
-    pool = split_pools(source, seed=seed)[split]
-    data = compose_images(pool, n_images, seed=seed * 3 + ("train", "val", "test").index(split) + 1)
-    atomic_save(path, lambda f: np.savez_compressed(f, **data._asdict(), settings=np.array(settings)))
-    return data
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -306,108 +298,8 @@ def dataset_stats(data: Split) -> dict[str, object]:
     }
 
 
-# ----------------------------------------------------------------------------------------------------
-# The original article's generator, for measurement only
-# ----------------------------------------------------------------------------------------------------
-class ArticleDraw(NamedTuple):
-    """What :func:`compose_like_article` drew, with everything needed to measure it.
-
-    ``images`` uint8 (N, 64, 84), the maximum over the mask channels (as the article builds them);
-    ``masks`` uint8 (N, 64, 84, 10), channel d holding the grey values of the patches of digit d (no
-    background channel); ``sources`` int32 (N, 3), the pool index of each drawn digit (-1: not drawn);
-    ``offsets`` int32 (N, 3, 2), the (y, x) top-left corner drawn for each patch; ``placed`` bool (N, 3),
-    whether that patch fitted in the image and was pasted.
-    """
-
-    images: np.ndarray
-    masks: np.ndarray
-    sources: np.ndarray
-    offsets: np.ndarray
-    placed: np.ndarray
-
-
-def compose_like_article(pool: DigitPool, n_images: int, seed: int = 0) -> ArticleDraw:
-    """Re-implement the article's generator (``segmented-generator.ipynb``), for measurement only.
-
-    Its rule: 2 or 3 digits drawn with replacement; digit i's whole 28x28 patch goes at x uniform in
-    [28i, 28i+9] and y uniform in [0, 36]; a patch is pasted only if it fits in the 84 columns (so the third,
-    x >= 56, survives only at x = 56); mask channel d is *assigned* the patch, so a later patch of the same
-    class wipes an earlier digit's strokes wherever the two patches overlap. Never use it to train.
-    Introduced in notebook 01, which sets :func:`article_generator_stats` beside our generator's.
-
-    Args:
-        pool: digits to draw from (``images`` uint8 (M, 28, 28), ``labels`` uint8 (M,)).
-        n_images: how many images to draw.
-        seed: the same seed and pool give the same draw.
-
-    Returns:
-        An :class:`ArticleDraw`.
-    """
-    rng = np.random.default_rng(seed)
-    masks = np.zeros((n_images, HEIGHT, WIDTH, 10), np.uint8)
-    sources = np.full((n_images, 3), -1, np.int32)
-    offsets = np.zeros((n_images, 3, 2), np.int32)
-    placed = np.zeros((n_images, 3), bool)
-    for n in range(n_images):
-        count = rng.integers(2, 4)  # the article's randint(low=2, high=3+1): never a single digit
-        for i, k in enumerate(rng.integers(0, len(pool.images), count)):
-            y, x = rng.integers(0, HEIGHT - 28 + 1), rng.integers(28 * i, 28 * i + 10)
-            sources[n, i], offsets[n, i] = k, (y, x)
-            if x + 28 <= WIDTH:
-                masks[n, y : y + 28, x : x + 28, pool.labels[k]] = pool.images[k]
-                placed[n, i] = True
-    return ArticleDraw(masks.max(axis=-1), masks, sources, offsets, placed)
-
-
-def article_generator_stats(draw: ArticleDraw, pool: DigitPool) -> dict[str, object]:
-    """Measure an :class:`ArticleDraw` (notebook 01): what the article's rule drops, overlaps and wipes.
-
-    Ink is counted digit by digit: each placed digit's non-zero pixels at the position it was pasted.
-
-    Returns:
-        ``digits_drawn`` and ``digits_per_image`` (placed): counts for 1, 2, 3;
-        ``dropped_pct``: drawn digits not pasted; ``third_dropped_pct``: three-digit draws losing the third;
-        ``stroke_overlap_pct``: share of the ink pixels (``ink_pixels``, the union over digits) covered by
-        the strokes of two or more digits; ``ink_wiped_pct``: share of the digits' ink pixels (counted per
-        digit) whose own mask channel is 0 (a later same-class patch); ``ink_lost_pct``: share of the
-        digits' ink pixels the mask does not give to that digit alone (wiped, or a digit of another class
-        has ink there too, so no one-hot class map can keep both). ``*_pixels``: the counts behind them.
-    """
-    drawn = draw.sources >= 0
-    n_drawn, n_placed = drawn.sum(1), draw.placed.sum(1)
-    cover_pixels = overlap_pixels = digit_pixels = wiped = lost = 0
-    for n in range(len(draw.sources)):
-        cover = np.zeros((HEIGHT, WIDTH), np.int32)
-        for k, (y, x) in zip(draw.sources[n][draw.placed[n]], draw.offsets[n][draw.placed[n]]):
-            cover[y : y + 28, x : x + 28] += pool.images[k] > 0
-        cover_pixels += int((cover > 0).sum())
-        overlap_pixels += int((cover > 1).sum())
-        channels_with_ink = (draw.masks[n] > 0).sum(axis=-1)
-        for k, (y, x) in zip(draw.sources[n][draw.placed[n]], draw.offsets[n][draw.placed[n]]):
-            ink = pool.images[k] > 0
-            own = draw.masks[n, y : y + 28, x : x + 28, pool.labels[k]] > 0
-            others = channels_with_ink[y : y + 28, x : x + 28] - own
-            digit_pixels += int(ink.sum())
-            wiped += int((ink & ~own).sum())
-            lost += int((ink & (~own | (others > 0))).sum())
-    return {
-        "images": len(draw.sources),
-        "digits_drawn": {k: int((n_drawn == k).sum()) for k in (1, 2, 3)},
-        "digits_per_image": {k: int((n_placed == k).sum()) for k in (1, 2, 3)},
-        "dropped_pct": round(100 * float((drawn & ~draw.placed).sum() / drawn.sum()), 2),
-        "third_dropped_pct": round(100 * float((~draw.placed[n_drawn == 3, 2]).mean()), 2),
-        "ink_pixels": cover_pixels,
-        "stroke_overlap_pixels": overlap_pixels,
-        "stroke_overlap_pct": round(100 * overlap_pixels / cover_pixels, 4),
-        "ink_wiped_pixels": wiped,
-        "ink_wiped_pct": round(100 * wiped / digit_pixels, 4),
-        "ink_lost_pixels": lost,
-        "ink_lost_pct": round(100 * lost / digit_pixels, 4),
-    }
-
-
 def generator_stats(data: Split, pool: DigitPool) -> dict[str, object]:
-    """Our generator measured as :func:`article_generator_stats` measures the article's (notebook 01).
+    """Our generator measured as ``article_generator_stats`` measures the article's (notebook 01).
 
     ``compose_images`` places every digit it draws or raises, so nothing is dropped by construction; the
     overlap and the ink lost are measured by counting: image ink against the placed digits' ink, and per

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-N_CLASSES = 11
-BACKGROUND = 10
+from .m2nist import BACKGROUND, N_CLASSES
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:

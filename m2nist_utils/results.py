@@ -3,6 +3,7 @@
 The README's tables and the notebooks' prose quote these files, and ``tests/test_results.py`` fails when they
 drift apart. Written atomically under ``$M2NIST_HOME/results`` - the repository's ``results/`` in a full run,
 a throw-away folder under ``make test``, so a quick run never overwrites the committed figures.
+:func:`format_table` prints rows of figures as an aligned text table.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ def load_results(name: str, folder: str | Path | None = None) -> dict[str, objec
     if not path.is_file():
         raise FileNotFoundError(f"results file not found: {path} (run the notebook or benchmark writing it)")
     return json.loads(path.read_text())
+
+
+def format_table(rows: list[dict[str, object]]) -> str:
+    """A plain-text table of dict rows with aligned columns, for printing in notebooks."""
+    keys = list(rows[0])
+    widths = {k: max(len(str(k)), *(len(str(r[k])) for r in rows)) for k in keys}
+    lines = ["  ".join(str(k).ljust(widths[k]) for k in keys)]
+    lines.append("  ".join("-" * widths[k] for k in keys))
+    lines += ["  ".join(str(r[k]).ljust(widths[k]) for k in keys) for r in rows]
+    return "\n".join(lines)
 
 
 def _plain(value):

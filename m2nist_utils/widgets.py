@@ -1,7 +1,7 @@
 """Interactive views for JupyterLab: a per-digit mask viewer over a set of images.
 
 Introduced in notebook 06 (and used on the dataset alone in notebook 01). The viewer draws with
-:func:`viz.render_masks` into one ``ipywidgets.Image`` that it updates in place, so redraws neither flicker
+:func:`panels.render_masks` into one ``ipywidgets.Image`` that it updates in place, so redraws neither flicker
 nor leave matplotlib figures open; a row of HTML titles above it names the panels.
 """
 
@@ -13,7 +13,7 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image
 
-from . import m2nist, metrics, viz
+from . import m2nist, metrics, panels
 
 #: The channel control's choices: (label, value) for "all digits" and every class, labels written in full.
 CHANNEL_OPTIONS = [("all", "all")] + [(str(d), d) for d in range(10)] + [("background", "background")]
@@ -74,10 +74,10 @@ class MaskViewer(widgets.VBox):
         # browser shrinks the image (max-width: 100%), and titles placed in percent shrink with it.
         n_panels = 2 if self.pred_maps is None else 4
         self._panel_width = images.shape[2] * scale
-        self._row_width = n_panels * self._panel_width + (n_panels - 1) * viz.PANEL_GAP
+        self._row_width = n_panels * self._panel_width + (n_panels - 1) * panels.PANEL_GAP
         self.titles = widgets.HTML(layout={"width": "100%", "margin": "0"})
         self.image = widgets.Image(format="png", layout={"width": "100%", "margin": "0"})
-        panels = widgets.VBox(
+        stack = widgets.VBox(
             [self.titles, self.image], layout={"width": f"{self._row_width}px", "max_width": "100%"}
         )
         self.info = widgets.HTML()
@@ -92,7 +92,7 @@ class MaskViewer(widgets.VBox):
         channels = widgets.HBox(
             [widgets.Label("mask", layout={"width": "auto", "margin": "0 0.6em 0 0.3em"}), self.channel]
         )
-        super().__init__([controls, channels, panels, self.info, self.legend])
+        super().__init__([controls, channels, stack, self.info, self.legend])
         self.render()
 
     def _step(self, delta: int) -> None:
@@ -102,19 +102,19 @@ class MaskViewer(widgets.VBox):
         """Draw the current image and channel into ``image`` and describe it in ``info``."""
         i = self.slider.value
         pred = None if self.pred_maps is None else self.pred_maps[i]
-        pixels = viz.render_masks(self.images[i], self.true_maps[i], pred, self.channel.value, self.scale)
+        pixels = panels.render_masks(self.images[i], self.true_maps[i], pred, self.channel.value, self.scale)
         self.image.value = png_bytes(pixels)
         self.titles.value = self._titles_html()
         self.info.value = _info_html(i, len(self.images), self.true_maps[i], pred)
 
     def _titles_html(self) -> str:
         """One centred title per panel, sized and spaced in percent of the image's width (long ones wrap)."""
-        names = list(viz.PANEL_TITLES[: 2 if self.pred_maps is None else 4])
+        names = list(panels.PANEL_TITLES[: 2 if self.pred_maps is None else 4])
         if self.channel.value != "all":
             label = dict((value, label) for label, value in CHANNEL_OPTIONS)[self.channel.value]
             names[1:] = [f"{name}: {label} only" for name in names[1:]]
         width = 100 * self._panel_width / self._row_width
-        gap = 100 * viz.PANEL_GAP / self._row_width
+        gap = 100 * panels.PANEL_GAP / self._row_width
         cells = "".join(
             f'<div class="m2nist-panel-title" style="width:{width:.4f}%;'
             f'margin-left:{gap if k else 0:.4f}%;text-align:center;line-height:1.3">'
@@ -178,7 +178,7 @@ def _info_html(i: int, n: int, true_map: np.ndarray, pred_map: np.ndarray | None
 
 
 def _swatch(rgb: np.ndarray, label: str) -> str:
-    r, g, b = viz.to_rgb8(np.asarray(rgb))
+    r, g, b = panels.to_rgb8(np.asarray(rgb))
     box = f"display:inline-block;width:0.9em;height:0.9em;background:rgb({r},{g},{b});border:1px solid #888"
     return f'<span style="margin-right:0.8em;white-space:nowrap"><span style="{box}"></span> {label}</span>'
 
@@ -190,10 +190,12 @@ def _legend_html(with_prediction: bool) -> str:
         single += " and its errors alone (a wrong digit: missed in its own channel, a false alarm in another)"
     lines = [
         f"<b>channels:</b> {single}",
-        "<b>classes:</b> " + "".join(_swatch(c, n) for c, n in zip(viz.CLASS_COLORS, viz.CLASS_NAMES)),
+        "<b>classes:</b> "
+        + "".join(_swatch(c, n) for c, n in zip(panels.CLASS_COLORS, panels.CLASS_NAMES)),
     ]
     if with_prediction:
         lines.append(
-            "<b>errors:</b> " + "".join(_swatch(c, n) for c, n in zip(viz.ERROR_COLORS, viz.ERROR_NAMES))
+            "<b>errors:</b> "
+            + "".join(_swatch(c, n) for c, n in zip(panels.ERROR_COLORS, panels.ERROR_NAMES))
         )
     return "<br>".join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from m2nist_utils import mnist
+from m2nist_utils import classifier, mnist
 
 import numpy as np
 import pytest
@@ -24,12 +24,11 @@ def pools() -> dict[str, mnist.DigitPool]:
 @pytest.fixture(scope="session")
 def trained_cnn(pools):
     """The article's classifier after a few epochs: good enough features for the FCN tests (~96%)."""
-    from m2nist_utils import models
     from m2nist_utils._tf import keras
 
     keras.utils.set_random_seed(0)
-    cnn = models.build_cnn()
-    models.train_cnn(cnn, pools, epochs=4, verbose=0)
+    cnn = classifier.build_cnn()
+    classifier.train_cnn(cnn, pools, epochs=4, verbose=0)
     return cnn
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from m2nist_utils import models
+from m2nist_utils import classifier, training
 from m2nist_utils.mnist import DigitPool
 
 import keras
@@ -40,7 +40,7 @@ def roomy_digits(pools) -> DigitPool:
 
 
 def test_cnn_shifts_move_each_digit_whole_and_keep_its_label(roomy_digits):
-    images, labels = next(iter(models.digit_dataset(roomy_digits, batch_size=64, max_shift=2)))
+    images, labels = next(iter(classifier.digit_dataset(roomy_digits, batch_size=64, max_shift=2)))
     images = images.numpy()[..., 0]
     assert np.array_equal(labels.numpy(), roomy_digits.labels)
     originals = roomy_digits.images.astype(np.float32) / 255.0
@@ -53,12 +53,12 @@ def test_cnn_shifts_move_each_digit_whole_and_keep_its_label(roomy_digits):
 
 
 def test_cnn_digits_are_not_shifted_without_max_shift(roomy_digits):
-    images, _ = next(iter(models.digit_dataset(roomy_digits, batch_size=64)))
+    images, _ = next(iter(classifier.digit_dataset(roomy_digits, batch_size=64)))
     assert np.array_equal(images.numpy()[..., 0], roomy_digits.images.astype(np.float32) / 255.0)
 
 
 def test_train_cnn_shifts_the_training_digits_only(monkeypatch, roomy_digits):
-    real = models.digit_dataset
+    real = classifier.digit_dataset
     seen = []
 
     def spy(*args, **kwargs):
@@ -67,9 +67,9 @@ def test_train_cnn_shifts_the_training_digits_only(monkeypatch, roomy_digits):
         seen.append((len(bound.arguments["pool"].labels), bound.arguments["max_shift"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(models, "digit_dataset", spy)
+    monkeypatch.setattr(classifier, "digit_dataset", spy)
     val = DigitPool(roomy_digits.images[:16], roomy_digits.labels[:16])
-    models.train_cnn(models.build_cnn(), {"train": roomy_digits, "val": val}, epochs=1, verbose=0)
+    classifier.train_cnn(classifier.build_cnn(), {"train": roomy_digits, "val": val}, epochs=1, verbose=0)
     assert seen == [(64, 2), (16, 0)]  # the default max_shift of 2 on train, none on validation
 
 
@@ -88,7 +88,7 @@ def centre_of_mass(images: np.ndarray) -> np.ndarray:
 
 
 def test_distortion_changes_every_digit_keeps_labels_and_ink(digits):
-    warped = models.distort_digits(digits, seed=0)
+    warped = training.distort_digits(digits, seed=0)
     assert warped.images.shape == digits.images.shape and warped.images.dtype == np.uint8
     assert np.array_equal(warped.labels, digits.labels)
     assert (warped.images != digits.images).any(axis=(1, 2)).all()
@@ -101,14 +101,15 @@ def test_distortion_changes_every_digit_keeps_labels_and_ink(digits):
 
 
 def test_distortion_is_seeded_and_strength_zero_is_the_identity(digits):
-    first = models.distort_digits(digits, seed=1).images
-    assert np.array_equal(first, models.distort_digits(digits, seed=1).images)
-    assert not np.array_equal(first, models.distort_digits(digits, seed=2).images)
-    assert np.array_equal(models.distort_digits(digits, seed=1, strength=0).images, digits.images)
+    first = training.distort_digits(digits, seed=1).images
+    assert np.array_equal(first, training.distort_digits(digits, seed=1).images)
+    assert not np.array_equal(first, training.distort_digits(digits, seed=2).images)
+    assert np.array_equal(training.distort_digits(digits, seed=1, strength=0).images, digits.images)
 
 
 def first_batch(pool: DigitPool, **kwargs) -> tuple[np.ndarray, np.ndarray]:
-    images, maps = next(iter(models.m2nist_dataset(pool, images_per_epoch=8, batch_size=8, seed=0, **kwargs)))
+    dataset = training.m2nist_dataset(pool, images_per_epoch=8, batch_size=8, seed=0, **kwargs)
+    images, maps = next(iter(dataset))
     return images.numpy()[..., 0], maps.numpy()
 
 
@@ -121,7 +122,7 @@ def test_m2nist_dataset_distorts_its_digits_when_asked(digits):
 
 
 def test_train_fcn_passes_distort_to_its_data(monkeypatch, digits):
-    real = models.m2nist_dataset
+    real = training.m2nist_dataset
     seen = []
 
     def spy(*args, **kwargs):
@@ -130,12 +131,12 @@ def test_train_fcn_passes_distort_to_its_data(monkeypatch, digits):
         seen.append(bound.arguments["distort"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(models, "m2nist_dataset", spy)
+    monkeypatch.setattr(training, "m2nist_dataset", spy)
     keras.utils.set_random_seed(0)
     inputs = keras.Input((64, 84, 1))
     model = keras.Model(inputs, keras.layers.Conv2D(11, 1, activation="softmax")(inputs))
     # The final recipe's own settings, shrunk to one batch of four images.
-    recipe = {**models.FCN_RECIPE, "epochs": 1, "images_per_epoch": 4, "batch_size": 4}
-    models.train_fcn(model, digits, verbose=0, **recipe)
-    models.train_fcn(model, digits, verbose=0, **{**recipe, "distort": False})
+    recipe = {**training.FCN_RECIPE, "epochs": 1, "images_per_epoch": 4, "batch_size": 4}
+    training.train_fcn(model, digits, verbose=0, **recipe)
+    training.train_fcn(model, digits, verbose=0, **{**recipe, "distort": False})
     assert seen == [True, False]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from m2nist_utils import freeze, m2nist, models
+from m2nist_utils import artifacts, freeze, m2nist, metrics
 from m2nist_utils.__main__ import main as cli
 
 import keras
@@ -31,7 +31,7 @@ def data_dir(tmp_path_factory, pools):
 def model_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     model = tiny_segmenter()
-    models.save_model(model, folder / "fcn.keras")
+    artifacts.save_model(model, folder / "fcn.keras")
     freeze.freeze_model(model, folder / "fcn_frozen.pb", output_name="probabilities", pbtxt=False)
     return folder, model
 
@@ -73,7 +73,6 @@ def test_keras_and_frozen_agree(capsys, data_dir, model_files):
 
 
 def test_perfect_predictor_scores_one(data_dir):
-    from m2nist_utils import metrics
 
     images, masks = m2nist.load_m2nist(data_dir)
     scores = metrics.evaluate_segmentation(
@@ -116,7 +115,7 @@ def test_bad_data_gives_one_line_and_status_2(capsys, tmp_path, model_files, mak
 
 
 def test_wrong_model_output_is_refused(capsys, tmp_path, data_dir):
-    models.save_model(tiny_segmenter(10), tmp_path / "ten.keras")
+    artifacts.save_model(tiny_segmenter(10), tmp_path / "ten.keras")
     status, _, err = run(capsys, "--model", tmp_path / "ten.keras", "--data", data_dir)
     assert status == 2 and "expected (20, 64, 84, 11)" in err and err.count("\n") == 1
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m2nist_utils import freeze, m2nist, models
+from m2nist_utils import artifacts, classifier, freeze, m2nist, segmenter, surgery, training
 
 import keras
 import numpy as np
@@ -24,12 +24,12 @@ def frozen_features(cnn, tmp_path_factory):
     path = tmp_path_factory.mktemp("frozen") / "cnn_frozen.pb"
     freeze.freeze_model(cnn, path)
     encoder = freeze.load_frozen_graph(path, "image", "pool2", input_shape=(64, 84, 1))
-    return models.FrozenFeatures(encoder, (14, 19, 8))
+    return surgery.FrozenFeatures(encoder, (14, 19, 8))
 
 
 def test_article_fcn_shapes(frozen_features):
-    fcn = models.build_article_fcn(frozen_features, n_classes=10)
-    outputs = {r["layer"]: r["output"] for r in models.shape_table(fcn)}
+    fcn = surgery.build_article_fcn(frozen_features, n_classes=10)
+    outputs = {r["layer"]: r["output"] for r in classifier.shape_table(fcn)}
     assert outputs["upsample1"] == "30 x 40 x 10" and outputs["upsample2"] == "64 x 84 x 10"
     assert fcn.count_params() == 5838 and fcn.output_shape == (None, 64, 84, 10)
     probabilities = fcn(np.zeros((2, 64, 84, 1), np.float32)).numpy()
@@ -38,21 +38,21 @@ def test_article_fcn_shapes(frozen_features):
 
 def test_article_receptive_field_is_too_small(cnn, frozen_features):
     encoder = keras.Model(cnn.input, cnn.get_layer("pool2").output)
-    assert models.receptive_fields(encoder)[-1]["receptive field"] == "12 px"
-    fields = models.receptive_fields(models.build_article_fcn(frozen_features), start=(12, 4))
+    assert surgery.receptive_fields(encoder)[-1]["receptive field"] == "12 px"
+    fields = surgery.receptive_fields(surgery.build_article_fcn(frozen_features), start=(12, 4))
     assert [r["receptive field"] for r in fields[-2:]] == ["16 px", "20 px"]
 
 
 def test_convolutionalized_cnn_reproduces_logits(cnn, pools):
-    fcn = models.convolutionalize(cnn)
+    fcn = surgery.convolutionalize(cnn)
     digits = pools["test"].images[:200, ..., None].astype(np.float32) / 255
     assert np.abs(fcn(digits).numpy()[:, 0, 0, :] - cnn(digits).numpy()).max() < 1e-5
     assert fcn(np.zeros((1, 64, 84, 1), np.float32)).shape == (1, 10, 15, 10)
-    assert models.receptive_fields(fcn)[-1]["receptive field"] == "28 px"
+    assert surgery.receptive_fields(fcn)[-1]["receptive field"] == "28 px"
 
 
 def test_our_fcn_fits_the_budget_and_reloads(cnn, tmp_path):
-    fcn = models.build_fcn(cnn)
+    fcn = segmenter.build_fcn(cnn)
     assert fcn.count_params() <= 100_000 and fcn.output_shape == (None, 64, 84, 11)
     # The decoder's grids: pool1's beside the first transposed conv, one pixel more on every side, doubled.
     grids = {name: fcn.get_layer(name).output.shape[1:3] for name in ("upsample1", "decode32", "upsample2")}
@@ -60,8 +60,8 @@ def test_our_fcn_fits_the_budget_and_reloads(cnn, tmp_path):
     # The head starts as the pretrained classifier: dense10's weights sit in the first 10 channels.
     kernel = fcn.get_layer("dense10_conv").get_weights()[0]
     assert np.array_equal(kernel[0, 0, :, :10], cnn.get_layer("dense10").get_weights()[0])
-    models.save_model(fcn, tmp_path / "fcn.keras")
-    again = models.load_model(tmp_path / "fcn.keras")
+    artifacts.save_model(fcn, tmp_path / "fcn.keras")
+    again = artifacts.load_model(tmp_path / "fcn.keras")
     x = np.random.default_rng(0).random((2, 64, 84, 1), dtype=np.float32)
     assert np.abs(again(x).numpy() - fcn(x).numpy()).max() < 1e-6
 
@@ -69,7 +69,7 @@ def test_our_fcn_fits_the_budget_and_reloads(cnn, tmp_path):
 def test_fcn_learns_background_instead_of_reading_the_ink(cnn, pools):
     # No ink gate in the model: an untrained FCN's background does not coincide with the zero pixels.
     data = m2nist.compose_images(pools["test"], 20, seed=0)
-    fcn = models.build_fcn(cnn)
+    fcn = segmenter.build_fcn(cnn)
     probabilities = fcn(data.images[..., None].astype(np.float32) / 255).numpy()
     assert np.allclose(probabilities.sum(-1), 1, atol=1e-5) and probabilities.min() >= 0
     assert not np.array_equal(probabilities.argmax(-1) == 10, data.images == 0)
@@ -81,7 +81,7 @@ def test_fcn_learns_background_instead_of_reading_the_ink(cnn, pools):
 
 
 def test_pixel_path_is_one_ablation_step(cnn):
-    without = models.build_fcn(cnn, pixel_path=False)
+    without = segmenter.build_fcn(cnn, pixel_path=False)
     assert "pixels" not in [layer.name for layer in without.layers]
     assert without.output_shape == (None, 64, 84, 11)
     x = np.random.default_rng(0).random((2, 64, 84, 1), dtype=np.float32)
@@ -90,7 +90,7 @@ def test_pixel_path_is_one_ablation_step(cnn):
 
 @pytest.mark.parametrize("flags", [{"skips": False}, {"skips": False, "context": False, "finetune": False}])
 def test_ablation_variants_build(cnn, flags):
-    fcn = models.build_fcn(cnn, **flags)
+    fcn = segmenter.build_fcn(cnn, **flags)
     assert fcn.output_shape == (None, 64, 84, 11)
     if flags.get("finetune") is False:
         assert not fcn.get_layer("conv1").trainable
@@ -103,34 +103,34 @@ def test_apply_ink_prior(n_classes):
     probabilities[..., -1] = 0.9 if n_classes == 11 else 0.0  # the model's own background is ignored
     images = np.zeros((1, 64, 84), np.uint8)
     images[0, 5, 5] = 40
-    predicted = models.apply_ink_prior(probabilities, images).argmax(-1)
+    predicted = segmenter.apply_ink_prior(probabilities, images).argmax(-1)
     assert predicted[0, 5, 5] == 3 and (predicted == 10).sum() == 64 * 84 - 1
 
 
 def test_article_model_without_the_prior_never_says_background(frozen_features, pools):
     data = m2nist.compose_images(pools["test"], 10, seed=1)
-    article = models.build_article_fcn(frozen_features, n_classes=10)
-    own = models.evaluate_fcn(article, data.images, data.class_maps)
-    prior = models.evaluate_fcn(article, data.images, data.class_maps, ink_prior=True)
+    article = surgery.build_article_fcn(frozen_features, n_classes=10)
+    own = segmenter.evaluate_fcn(article, data.images, data.class_maps)
+    prior = segmenter.evaluate_fcn(article, data.images, data.class_maps, ink_prior=True)
     assert own["background_iou"] == 0 and prior["background_iou"] == 1
 
 
 def test_training_data_is_fresh_every_epoch(pools):
-    data = models.m2nist_dataset(pools["train"], images_per_epoch=8, batch_size=4)
+    data = training.m2nist_dataset(pools["train"], images_per_epoch=8, batch_size=4)
     first = np.concatenate([x for x, _ in data])
     second = np.concatenate([x for x, _ in data])
     assert first.shape == (8, 64, 84, 1) and not np.array_equal(first, second)
-    fixed = models.m2nist_dataset(pools["train"], images_per_epoch=8, batch_size=4, fresh=False)
+    fixed = training.m2nist_dataset(pools["train"], images_per_epoch=8, batch_size=4, fresh=False)
     assert np.array_equal(np.concatenate([x for x, _ in fixed]), np.concatenate([x for x, _ in fixed]))
 
 
 def test_short_training_far_above_the_article(cnn, pools):
     """A quality floor, not a timing: the article's design scores about 0.23 on a larger budget."""
     keras.utils.set_random_seed(0)
-    fcn = models.build_fcn(cnn)
-    models.train_fcn(fcn, pools["train"], epochs=3, images_per_epoch=2_000, verbose=0)
+    fcn = segmenter.build_fcn(cnn)
+    training.train_fcn(fcn, pools["train"], epochs=3, images_per_epoch=2_000, verbose=0)
     test = m2nist.compose_images(pools["test"], 300, seed=3)
-    scores = models.evaluate_fcn(fcn, test.images, test.class_maps)  # its own background, no prior
+    scores = segmenter.evaluate_fcn(fcn, test.images, test.class_maps)  # its own background, no prior
     assert scores["background_iou"] > BACKGROUND_FLOOR, scores
     assert scores["mean_iou"] > MEAN_IOU_FLOOR, scores
 
@@ -140,7 +140,7 @@ def test_article_loss_ignores_background_pixels():
     # softmax cross-entropy gives such a pixel a gradient anyway, which made the article's FCN diverge.
     logits = tf.Variable(np.random.default_rng(0).normal(size=(1, 1, 2, 10)).astype(np.float32))
     with tf.GradientTape() as tape:
-        loss = models.digits_only_loss(tf.constant([[[10, 3]]]), keras.ops.softmax(logits))
+        loss = segmenter.digits_only_loss(tf.constant([[[10, 3]]]), keras.ops.softmax(logits))
     gradient = tape.gradient(loss, logits).numpy()
     assert loss.numpy()[0, 0, 0] == 0 and not gradient[0, 0, 0].any()
     assert loss.numpy()[0, 0, 1] > 0 and gradient[0, 0, 1].any()

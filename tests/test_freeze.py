@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from m2nist_utils import freeze, models
+from m2nist_utils import classifier, freeze, segmenter, surgery
 
 import keras
 import numpy as np
@@ -16,7 +16,7 @@ import pytest
 @pytest.fixture(scope="module")
 def cnn():
     keras.utils.set_random_seed(1)
-    model = models.build_cnn()
+    model = classifier.build_cnn()
     # Random weights are enough to compare two implementations of the same function.
     return model
 
@@ -60,7 +60,7 @@ def test_pool2_on_a_64x84_input(cnn, frozen):
 
 def test_each_export_traces_afresh(tmp_path):
     keras.utils.set_random_seed(2)
-    a, b = models.build_cnn(), models.build_cnn()
+    a, b = classifier.build_cnn(), classifier.build_cnn()
     freeze.freeze_model(a, tmp_path / "a.pb")
     freeze.freeze_model(b, tmp_path / "b.pb")
     x = digits(4)
@@ -245,11 +245,11 @@ def test_outputs_that_are_not_float_are_refused(tmp_path):
 
 
 SERIES = {
-    "cnn": lambda: models.build_cnn(),
-    "convolutionalized": lambda: models.convolutionalize(models.build_cnn()),
-    "fcn": lambda: models.build_fcn(None),
+    "cnn": lambda: classifier.build_cnn(),
+    "convolutionalized": lambda: surgery.convolutionalize(classifier.build_cnn()),
+    "fcn": lambda: segmenter.build_fcn(None),
     **{
-        f"fcn-no-{flag}": (lambda flag=flag: models.build_fcn(None, **{flag: False}))
+        f"fcn-no-{flag}": (lambda flag=flag: segmenter.build_fcn(None, **{flag: False}))
         for flag in ("conv_head", "finetune", "context", "skips", "pixel_path")
     },
     "layered": layered_model,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m2nist_utils import files, m2nist
+from m2nist_utils import article_generator, artifacts, files, m2nist
 from m2nist_utils.__main__ import main as cli
 
 import numpy as np
@@ -137,22 +137,22 @@ def test_interrupted_write_leaves_old_file(tmp_path):
 
 
 def test_split_cache_is_reused_and_rebuilt(tmp_path):
-    first = m2nist.load_or_create_split("val", n_images=30, source="sample", folder=tmp_path)
-    path = m2nist.dataset_path("val", tmp_path)
+    first = artifacts.load_or_create_split("val", n_images=30, source="sample", folder=tmp_path)
+    path = artifacts.dataset_path("val", tmp_path)
     stamp = path.stat().st_mtime_ns
-    again = m2nist.load_or_create_split("val", n_images=30, source="sample", folder=tmp_path)
+    again = artifacts.load_or_create_split("val", n_images=30, source="sample", folder=tmp_path)
     assert path.stat().st_mtime_ns == stamp and np.array_equal(first.images, again.images)
-    bigger = m2nist.load_or_create_split("val", n_images=40, source="sample", folder=tmp_path)
+    bigger = artifacts.load_or_create_split("val", n_images=40, source="sample", folder=tmp_path)
     assert len(bigger.images) == 40
     path.write_bytes(b"corrupted")
-    rebuilt = m2nist.load_or_create_split("val", n_images=40, source="sample", folder=tmp_path)
+    rebuilt = artifacts.load_or_create_split("val", n_images=40, source="sample", folder=tmp_path)
     assert np.array_equal(rebuilt.images, bigger.images)
     with pytest.raises(ValueError, match="unknown split"):
-        m2nist.load_or_create_split("holdout", folder=tmp_path)
+        artifacts.load_or_create_split("holdout", folder=tmp_path)
 
 
 def test_splits_use_their_own_pools(tmp_path, pools):
-    test = m2nist.load_or_create_split("test", n_images=50, source="sample", folder=tmp_path)
+    test = artifacts.load_or_create_split("test", n_images=50, source="sample", folder=tmp_path)
     assert all(m2nist.check_invariants(test, pools["test"]).values())
 
 
@@ -198,11 +198,11 @@ def test_place_boxes_keeps_the_gap_and_repeats_with_the_seed(pools):
 
 
 def test_article_generator_draws_two_or_three_and_never_places_one(pools):
-    draw = m2nist.compose_like_article(pools["train"], 400, seed=1)
+    draw = article_generator.compose_like_article(pools["train"], 400, seed=1)
     drawn = (draw.sources >= 0).sum(1)
     assert set(np.unique(drawn)) == {2, 3}
     assert draw.placed[:, :2].all() and draw.placed.sum(1).min() == 2
-    stats = m2nist.article_generator_stats(draw, pools["train"])
+    stats = article_generator.article_generator_stats(draw, pools["train"])
     assert stats["digits_per_image"][1] == 0 and stats["digits_drawn"][1] == 0
     # digit i's patch starts at x in [28i, 28i + 9]
     for i in range(3):
@@ -211,7 +211,7 @@ def test_article_generator_draws_two_or_three_and_never_places_one(pools):
 
 
 def test_article_generator_drops_the_third_digit_iff_its_offset_exceeds_56(pools):
-    draw = m2nist.compose_like_article(pools["train"], 400, seed=2)
+    draw = article_generator.compose_like_article(pools["train"], 400, seed=2)
     three = (draw.sources >= 0).sum(1) == 3
     x = draw.offsets[three, 2, 1]
     assert np.array_equal(draw.placed[three, 2], x <= 56)
@@ -219,7 +219,7 @@ def test_article_generator_drops_the_third_digit_iff_its_offset_exceeds_56(pools
     # A dropped digit leaves nothing behind: the image holds exactly the placed patches' columns.
     dropped = np.flatnonzero(three)[~draw.placed[three, 2]]
     assert not draw.images[dropped][:, :, 66:].any()  # the second patch ends at column 65 at the latest
-    stats = m2nist.article_generator_stats(draw, pools["train"])
+    stats = article_generator.article_generator_stats(draw, pools["train"])
     assert stats["third_dropped_pct"] == round(100 * float((x > 56).mean()), 2)
 
 
@@ -228,7 +228,7 @@ def test_article_generator_wipes_strokes_under_a_later_patch_of_the_same_class()
     first, second = np.full((28, 28), 200, np.uint8), np.zeros((28, 28), np.uint8)
     second[14, 14] = 255
     pool = m2nist.DigitPool(np.stack([first, second]), np.array([3, 3], np.uint8))
-    draw = m2nist.compose_like_article(pool, 300, seed=0)
+    draw = article_generator.compose_like_article(pool, 300, seed=0)
     order = draw.sources[:, :2]
     cases = np.flatnonzero(
         (order[:, 0] == 0) & (order[:, 1] == 1) & ((draw.sources[:, 2] < 0) | ~draw.placed[:, 2])
@@ -238,19 +238,20 @@ def test_article_generator_wipes_strokes_under_a_later_patch_of_the_same_class()
         y, x = draw.offsets[n, 1]
         later = draw.masks[n, y : y + 28, x : x + 28, 3]
         assert np.array_equal(later, second)  # the first digit's ink under the later patch is gone
-    stats = m2nist.article_generator_stats(draw, pool)
+    stats = article_generator.article_generator_stats(draw, pool)
     assert stats["ink_wiped_pct"] > 0 and stats["ink_lost_pct"] >= stats["ink_wiped_pct"]
 
 
 def test_article_stats_count_strokes_of_two_classes_as_overlap_not_wiped():
     block = np.full((28, 28), 200, np.uint8)
     pool = m2nist.DigitPool(np.stack([block, block]), np.array([1, 2], np.uint8))
-    draw = m2nist.compose_like_article(pool, 200, seed=0)
+    draw = article_generator.compose_like_article(pool, 200, seed=0)
     two_classes = np.array(
         [len({pool.labels[k] for k in s[p]}) == 2 for s, p in zip(draw.sources, draw.placed)]
     )
     assert two_classes.any()
-    stats = m2nist.article_generator_stats(m2nist.ArticleDraw(*(a[two_classes] for a in draw)), pool)
+    kept = article_generator.ArticleDraw(*(a[two_classes] for a in draw))
+    stats = article_generator.article_generator_stats(kept, pool)
     assert stats["ink_wiped_pct"] == 0 and stats["stroke_overlap_pct"] > 0 and stats["ink_lost_pct"] > 0
 
 

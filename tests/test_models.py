@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m2nist_utils import config, models
+from m2nist_utils import artifacts, classifier, config, segmenter, surgery, training
 
 import keras
 import numpy as np
@@ -11,7 +11,7 @@ import tensorflow as tf
 
 
 def test_cnn_layers_and_parameters():
-    cnn = models.build_cnn()
+    cnn = classifier.build_cnn()
     names = ["conv1", "pool1", "conv2", "pool2", "flatten", "dense32", "dense10"]
     assert [layer.name for layer in cnn.layers[1:]] == names
     assert cnn.input_shape == (None, 28, 28, 1) and cnn.output_shape == (None, 10)
@@ -19,8 +19,8 @@ def test_cnn_layers_and_parameters():
 
 
 def test_shape_table_walks_28_and_64x84():
-    cnn = models.build_cnn()
-    outputs = [row["output"] for row in models.shape_table(cnn)]
+    cnn = classifier.build_cnn()
+    outputs = [row["output"] for row in classifier.shape_table(cnn)]
     assert outputs == [
         "28 x 28 x 1",
         "24 x 24 x 8",
@@ -32,19 +32,19 @@ def test_shape_table_walks_28_and_64x84():
         "10",
     ]
     encoder = keras.Model(cnn.input, cnn.get_layer("pool2").output)
-    outputs = [row["output"] for row in models.shape_table(encoder, (64, 84, 1))]
+    outputs = [row["output"] for row in classifier.shape_table(encoder, (64, 84, 1))]
     assert outputs == ["64 x 84 x 1", "60 x 80 x 8", "30 x 40 x 8", "28 x 38 x 8", "14 x 19 x 8"]
-    assert models.shape_table(cnn)[1]["kernel"] == "5x5"
+    assert classifier.shape_table(cnn)[1]["kernel"] == "5x5"
 
 
 def test_short_training_beats_chance_by_far(trained_cnn, pools):
-    accuracy = np.mean(models.predict_digits(trained_cnn, pools["test"]) == pools["test"].labels)
+    accuracy = np.mean(classifier.predict_digits(trained_cnn, pools["test"]) == pools["test"].labels)
     assert accuracy > 0.85, accuracy
 
 
 def test_save_and_load_round_trip(trained_cnn, tmp_path, pools):
-    path = models.save_model(trained_cnn, tmp_path / "cnn.keras")
-    again = models.load_model(path)
+    path = artifacts.save_model(trained_cnn, tmp_path / "cnn.keras")
+    again = artifacts.load_model(path)
     x = pools["test"].images[:8, ..., None].astype(np.float32) / 255
     assert np.allclose(again(x), trained_cnn(x), atol=1e-6)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn.keras"]
@@ -52,29 +52,29 @@ def test_save_and_load_round_trip(trained_cnn, tmp_path, pools):
 
 def test_load_model_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.keras"):
-        models.load_model(tmp_path / "nothing.keras")
+        artifacts.load_model(tmp_path / "nothing.keras")
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="broken.keras"):
-        models.load_model(tmp_path / "broken.keras")
+        artifacts.load_model(tmp_path / "broken.keras")
 
 
 def test_load_or_create_cnn_rebuilds_a_missing_model(tmp_path, monkeypatch, trained_cnn):
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
     monkeypatch.setattr(
-        models, "train_cnn", lambda model, *a, **k: None
+        classifier, "train_cnn", lambda model, *a, **k: None
     )  # the training itself is tested above
-    built = models.load_or_create_cnn()
+    built = artifacts.load_or_create_cnn()
     assert (tmp_path / "cnn.keras").is_file() and built.count_params() == 7554
-    models.save_model(trained_cnn, tmp_path / "cnn.keras")
-    loaded = models.load_or_create_cnn()
+    artifacts.save_model(trained_cnn, tmp_path / "cnn.keras")
+    loaded = artifacts.load_or_create_cnn()
     assert np.allclose(loaded.get_layer("conv1").kernel, trained_cnn.get_layer("conv1").kernel)
 
 
 def test_device_is_described():
-    assert "CPU" in models.describe_device() or "GPU" in models.describe_device()
+    assert "CPU" in config.describe_device() or "GPU" in config.describe_device()
     # One replica per GPU when there are several, else the one device.
     gpus = len(tf.config.list_logical_devices("GPU"))
-    assert models.distribution_strategy().num_replicas_in_sync == max(1, gpus)
+    assert training.distribution_strategy().num_replicas_in_sync == max(1, gpus)
 
 
 def pool2_like():
@@ -92,7 +92,7 @@ def pool2_like():
 
 def test_article_fcn_has_the_articles_head():
     keras.utils.set_random_seed(0)
-    fcn = models.build_article_fcn(pool2_like())
+    fcn = surgery.build_article_fcn(pool2_like())
     assert fcn.output_shape == (None, 64, 84, 10)
     assert fcn.get_layer("score").activation is keras.activations.relu
     assert fcn.get_layer("score32").activation is keras.activations.relu
@@ -104,7 +104,7 @@ def test_article_fcn_has_the_articles_head():
 
 
 def test_article_fcn_flags_and_classes():
-    plain = models.build_article_fcn(pool2_like(), n_classes=11, score_relu=False, l2_scale=0)
+    plain = surgery.build_article_fcn(pool2_like(), n_classes=11, score_relu=False, l2_scale=0)
     assert plain.output_shape == (None, 64, 84, 11) and not plain.losses
     assert plain.get_layer("score").activation is keras.activations.linear
 
@@ -118,19 +118,19 @@ def tiny_segmenter(n_classes: int) -> keras.Model:
 @pytest.mark.parametrize("n_classes", [10, 11])
 def test_train_fcn_trains_ten_classes_on_the_digits_only(pools, n_classes):
     model = tiny_segmenter(n_classes)
-    history = models.train_fcn(model, pools["train"], epochs=1, images_per_epoch=4, batch_size=4, verbose=0)
+    history = training.train_fcn(model, pools["train"], epochs=1, images_per_epoch=4, batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     if n_classes == 10:  # the article's design: background pixels count as no class at all
-        assert model.loss is models.digits_only_loss
+        assert model.loss is segmenter.digits_only_loss
     else:
         assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
 
 
 def test_context_layers_are_dilated_and_the_field_counts_it():
-    fcn = models.build_fcn()  # no classifier needed: only the architecture is looked at
+    fcn = segmenter.build_fcn()  # no classifier needed: only the architecture is looked at
     assert [fcn.get_layer(f"context{i}").dilation_rate for i in (0, 1)] == [(2, 2), (4, 4)]
     assert [fcn.get_layer(f"context{i}").kernel_size for i in (0, 1)] == [(3, 3), (3, 3)]
-    fields = {row["layer"]: row["receptive field"] for row in models.receptive_fields(fcn)}
+    fields = {row["layer"]: row["receptive field"] for row in surgery.receptive_fields(fcn)}
     # 28 px after the head; a 3x3 kernel at rate r on a 4 px grid adds 2 * r * 4 px: 28 + 16 + 32.
     assert (fields["context_in"], fields["context0"], fields["context1"]) == ("28 px", "44 px", "76 px")
 
@@ -140,5 +140,5 @@ def test_receptive_field_of_a_dilated_convolution():
     x = keras.layers.Conv2D(1, 3, dilation_rate=3, name="dilated")(inputs)
     x = keras.layers.Conv2D(1, 2, strides=2, name="strided")(x)
     x = keras.layers.Conv2D(1, 3, dilation_rate=2, name="dilated_on_2px")(x)
-    fields = [(r["receptive field"], r["jump"]) for r in models.receptive_fields(keras.Model(inputs, x))]
+    fields = [(r["receptive field"], r["jump"]) for r in surgery.receptive_fields(keras.Model(inputs, x))]
     assert fields == [("7 px", "1 px"), ("8 px", "2 px"), ("16 px", "2 px")]

@@ -1,19 +1,19 @@
-"""The per-digit mask viewer: ``viz.render_masks`` by value on hand-made maps, and the widget headless."""
+"""The per-digit mask viewer: ``panels.render_masks`` by value on hand-made maps, and the widget headless."""
 
 from __future__ import annotations
 
 import io
 import re
 
-from m2nist_utils import m2nist, mnist, viz, widgets
+from m2nist_utils import m2nist, mnist, panels, viz, widgets
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 H, W, BG = 64, 84, 10
-SCALE, GAP = 3, viz.PANEL_GAP
-CORRECT, MISSED, WRONG, FALSE_ALARM, CORRECT_BG = (viz.to_rgb8(c) for c in viz.ERROR_COLORS)
+SCALE, GAP = 3, panels.PANEL_GAP
+CORRECT, MISSED, WRONG, FALSE_ALARM, CORRECT_BG = (panels.to_rgb8(c) for c in panels.ERROR_COLORS)
 WHITE, BLACK = np.array([255, 255, 255], np.uint8), np.array([0, 0, 0], np.uint8)
 
 
@@ -41,30 +41,30 @@ def pixel(rendered: np.ndarray, panel: int, y: int, x: int) -> np.ndarray:
 
 def test_panel_count_and_size(scene):
     image, true, pred = scene
-    assert viz.render_masks(image, true).shape == (H * SCALE, 2 * W * SCALE + GAP, 3)
-    rendered = viz.render_masks(image, true, pred)
+    assert panels.render_masks(image, true).shape == (H * SCALE, 2 * W * SCALE + GAP, 3)
+    rendered = panels.render_masks(image, true, pred)
     assert rendered.shape == (H * SCALE, 4 * W * SCALE + 3 * GAP, 3)
     assert rendered.dtype == np.uint8
     for k in range(1, 4):
         gap = rendered[:, k * W * SCALE + (k - 1) * GAP : k * (W * SCALE + GAP)]
-        assert gap.shape[1] == GAP and (gap == viz.PANEL_GAP_COLOR).all()
-    assert viz.render_masks(image, true, pred, scale=1, gap=0).shape == (H, 4 * W, 3)
+        assert gap.shape[1] == GAP and (gap == panels.PANEL_GAP_COLOR).all()
+    assert panels.render_masks(image, true, pred, scale=1, gap=0).shape == (H, 4 * W, 3)
 
 
 def test_input_and_truth_panels(scene):
     image, true, pred = scene
-    rendered = viz.render_masks(image, true, pred)
+    rendered = panels.render_masks(image, true, pred)
     assert (pixel(rendered, 0, 15, 40) == 200).all()
     assert (pixel(rendered, 0, 0, 0) == 0).all()
-    assert (pixel(rendered, 1, 15, 40) == viz.to_rgb8(viz.CLASS_COLORS[7])).all()
-    assert (pixel(rendered, 1, 0, 0) == viz.to_rgb8(viz.CLASS_COLORS[BG])).all()
-    assert (pixel(rendered, 2, 11, 40) == viz.to_rgb8(viz.CLASS_COLORS[1])).all()
-    assert (pixel(rendered, 2, 50, 5) == viz.to_rgb8(viz.CLASS_COLORS[3])).all()
+    assert (pixel(rendered, 1, 15, 40) == panels.to_rgb8(viz.CLASS_COLORS[7])).all()
+    assert (pixel(rendered, 1, 0, 0) == panels.to_rgb8(viz.CLASS_COLORS[BG])).all()
+    assert (pixel(rendered, 2, 11, 40) == panels.to_rgb8(viz.CLASS_COLORS[1])).all()
+    assert (pixel(rendered, 2, 50, 5) == panels.to_rgb8(viz.CLASS_COLORS[3])).all()
 
 
 def test_error_panel_all_digits(scene):
     image, true, pred = scene
-    rendered = viz.render_masks(image, true, pred)
+    rendered = panels.render_masks(image, true, pred)
     assert (pixel(rendered, 3, 10, 40) == MISSED).all()
     assert (pixel(rendered, 3, 11, 40) == WRONG).all()
     assert (pixel(rendered, 3, 50, 5) == FALSE_ALARM).all()
@@ -79,31 +79,31 @@ def test_error_panel_all_digits(scene):
 
 def test_error_map_counts_each_kind(scene):
     image, true, pred = scene
-    counts = np.bincount(viz.error_map(true, pred).ravel(), minlength=5)
+    counts = np.bincount(panels.error_map(true, pred).ravel(), minlength=5)
     assert counts.tolist() == [18, 1, 1, 1, H * W - 21]
-    assert viz.error_map(true, pred).dtype == np.uint8
-    batch = viz.error_map(np.stack([true, pred]), np.stack([pred, pred]))
+    assert panels.error_map(true, pred).dtype == np.uint8
+    batch = panels.error_map(np.stack([true, pred]), np.stack([pred, pred]))
     assert batch.shape == (2, H, W)
-    assert (batch[0] == viz.error_map(true, pred)).all()
+    assert (batch[0] == panels.error_map(true, pred)).all()
     assert set(np.unique(batch[1]).tolist()) == {0, 4}  # a prediction against itself: no errors
-    seven = viz.error_map(true, pred, channel=7)
+    seven = panels.error_map(true, pred, channel=7)
     assert np.bincount(seven.ravel(), minlength=5).tolist() == [18, 2, 0, 0, H * W - 20]
     with pytest.raises(ValueError, match="one shape"):
-        viz.error_map(true, pred[1:])
+        panels.error_map(true, pred[1:])
 
 
 def test_plot_error_maps_draws_the_error_colours(scene):
     image, true, pred = scene
-    fig = viz.plot_error_maps(
+    fig = panels.plot_error_maps(
         np.stack([image, image]), np.stack([true, true]), np.stack([pred, true]), ["a", "b"]
     )
     axes = np.array(fig.axes[:8]).reshape(4, 2)
-    assert [ax.get_ylabel() for ax in axes[:, 0]] == list(viz.PANEL_TITLES)
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == list(panels.PANEL_TITLES)
     drawn = axes[3, 0].images[0].get_array()
-    assert np.allclose(drawn, viz.ERROR_COLORS[viz.error_map(true, pred)])
-    assert np.allclose(axes[3, 1].images[0].get_array()[10, 40], viz.ERROR_COLORS[0])  # truth vs itself
+    assert np.allclose(drawn, panels.ERROR_COLORS[panels.error_map(true, pred)])
+    assert np.allclose(axes[3, 1].images[0].get_array()[10, 40], panels.ERROR_COLORS[0])  # truth vs itself
     legend = [t.get_text() for t in axes[3, 1].get_legend().get_texts()]
-    assert legend == list(viz.ERROR_NAMES)
+    assert legend == list(panels.ERROR_NAMES)
     plt.close(fig)
 
 
@@ -114,7 +114,7 @@ def test_plot_error_maps_rings_every_miss_and_false_alarm():
     pred[0, 12, 11] = 10  # one missed digit pixel
     pred[0, 40, 60] = 7  # one false alarm
     pred[0, 15, 12] = 2  # one wrong digit: not ringed, it is visible in red among the stroke
-    fig = viz.plot_error_maps(np.zeros((1, 64, 84), np.uint8), true, pred)
+    fig = panels.plot_error_maps(np.zeros((1, 64, 84), np.uint8), true, pred)
     rings = fig.axes[3].collections[0].get_offsets()
     assert sorted(map(tuple, np.asarray(rings).tolist())) == [(11.0, 12.0), (60.0, 40.0)]
     assert fig.axes[3].get_xlim() == (-0.5, 83.5)
@@ -122,13 +122,13 @@ def test_plot_error_maps_rings_every_miss_and_false_alarm():
 
 
 def test_error_colours_are_distinct():
-    assert len(viz.ERROR_NAMES) == len(viz.ERROR_COLORS) == 5
-    assert len({tuple(c) for c in viz.to_rgb8(viz.ERROR_COLORS)}) == 5
+    assert len(panels.ERROR_NAMES) == len(panels.ERROR_COLORS) == 5
+    assert len({tuple(c) for c in panels.to_rgb8(panels.ERROR_COLORS)}) == 5
 
 
 def test_single_digit_channel(scene):
     image, true, pred = scene
-    rendered = viz.render_masks(image, true, pred, channel=7)
+    rendered = panels.render_masks(image, true, pred, channel=7)
     assert (pixel(rendered, 1, 15, 40) == WHITE).all()
     assert (pixel(rendered, 1, 0, 0) == BLACK).all()
     assert (pixel(rendered, 2, 11, 40) == BLACK).all()  # predicted 1: not in channel 7
@@ -137,7 +137,7 @@ def test_single_digit_channel(scene):
     assert (pixel(rendered, 3, 12, 40) == CORRECT).all()
     assert (pixel(rendered, 3, 50, 5) == CORRECT_BG).all()  # the false alarm is a 3, not a 7
 
-    other = viz.render_masks(image, true, pred, channel=1)
+    other = panels.render_masks(image, true, pred, channel=1)
     assert (pixel(other, 2, 11, 40) == WHITE).all()
     assert (pixel(other, 3, 11, 40) == FALSE_ALARM).all()
     assert (pixel(other, 3, 12, 40) == CORRECT_BG).all()
@@ -146,7 +146,7 @@ def test_single_digit_channel(scene):
 @pytest.mark.parametrize("channel", ["background", 10, np.uint8(10)])
 def test_background_channel(scene, channel):
     image, true, pred = scene
-    rendered = viz.render_masks(image, true, pred, channel=channel)
+    rendered = panels.render_masks(image, true, pred, channel=channel)
     assert (pixel(rendered, 1, 0, 0) == WHITE).all()
     assert (pixel(rendered, 1, 15, 40) == BLACK).all()
     assert (pixel(rendered, 3, 0, 0) == CORRECT).all()
@@ -162,15 +162,15 @@ def test_background_channel(scene, channel):
 @pytest.mark.parametrize("channel", ["all", "background", *range(11)])
 def test_empty_image_every_channel(channel):
     image, empty = np.zeros((H, W), np.uint8), np.full((H, W), BG, np.uint8)
-    alone = viz.render_masks(image, empty, channel=channel)
+    alone = panels.render_masks(image, empty, channel=channel)
     assert alone.shape == (H * SCALE, 2 * W * SCALE + GAP, 3)
-    rendered = viz.render_masks(image, empty, empty, channel=channel)
+    rendered = panels.render_masks(image, empty, empty, channel=channel)
     assert (rendered[:, : alone.shape[1]] == alone).all()
     errors = rendered[:, 3 * (W * SCALE + GAP) :]
     assert (errors == (CORRECT if channel in ("background", 10) else CORRECT_BG)).all()
     mask = rendered[:, W * SCALE + GAP : 2 * W * SCALE + GAP]
     if channel == "all":
-        assert (mask == viz.to_rgb8(viz.CLASS_COLORS[BG])).all()
+        assert (mask == panels.to_rgb8(viz.CLASS_COLORS[BG])).all()
     else:
         assert (mask == (WHITE if channel in ("background", 10) else BLACK)).all()
 
@@ -178,18 +178,18 @@ def test_empty_image_every_channel(channel):
 def test_bad_inputs_raise(scene):
     image, true, pred = scene
     with pytest.raises(ValueError, match=r"\(64, 84\).*\(64, 84, 11\)"):
-        viz.render_masks(image, m2nist.to_one_hot(true))
+        panels.render_masks(image, m2nist.to_one_hot(true))
     with pytest.raises(ValueError, match=r"pred_map.*\(64, 84\).*\(63, 84\)"):
-        viz.render_masks(image, true, pred[1:])
+        panels.render_masks(image, true, pred[1:])
     with pytest.raises(ValueError, match=r"image.*\(1, 64, 84\)"):
-        viz.render_masks(image[None], true)
+        panels.render_masks(image[None], true)
     with pytest.raises(ValueError, match="0..10"):
-        viz.render_masks(image, np.full((H, W), 11, np.uint8))
+        panels.render_masks(image, np.full((H, W), 11, np.uint8))
     for channel in ("digits", 11, -1, True, 2.0):
         with pytest.raises(ValueError, match="channel"):
-            viz.render_masks(image, true, channel=channel)
+            panels.render_masks(image, true, channel=channel)
     with pytest.raises(ValueError, match="scale"):
-        viz.render_masks(image, true, scale=0)
+        panels.render_masks(image, true, scale=0)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -214,11 +214,11 @@ def test_viewer_on_the_dataset_alone(data):
     viewer = widgets.mask_viewer(data.images, m2nist.to_one_hot(data.class_maps))
     assert isinstance(viewer, widgets.MaskViewer)
     assert (viewer.slider.min, viewer.slider.max, viewer.channel.value) == (0, 4, "all")
-    assert (decode(viewer.image.value) == viz.render_masks(data.images[0], data.class_maps[0])).all()
+    assert (decode(viewer.image.value) == panels.render_masks(data.images[0], data.class_maps[0])).all()
     before = viewer.image.value
     viewer.slider.value = 3
     assert viewer.image.value != before
-    assert (decode(viewer.image.value) == viz.render_masks(data.images[3], data.class_maps[3])).all()
+    assert (decode(viewer.image.value) == panels.render_masks(data.images[3], data.class_maps[3])).all()
     assert "digits: " + ", ".join(map(str, digits_of(data.class_maps[3]))) in viewer.info.value
     assert "IoU" not in viewer.info.value and "errors" not in viewer.legend.value
 
@@ -232,17 +232,17 @@ def test_viewer_with_predictions(data):
     before = viewer.image.value
     viewer.channel.value = digit
     assert viewer.image.value != before
-    expected = viz.render_masks(data.images[3], data.class_maps[3], pred[3], channel=digit)
+    expected = panels.render_masks(data.images[3], data.class_maps[3], pred[3], channel=digit)
     assert (decode(viewer.image.value) == expected).all()
     assert f"{digit}: 0.000" in viewer.info.value  # every pixel of it predicted as another digit
     viewer.channel.value = "background"
-    expected = viz.render_masks(data.images[3], data.class_maps[3], pred[3], channel="background")
+    expected = panels.render_masks(data.images[3], data.class_maps[3], pred[3], channel="background")
     assert (decode(viewer.image.value) == expected).all()
 
     viewer.slider.value = 0
     for d in digits_of(data.class_maps[0]):
         assert f"{d}: 1.000" in viewer.info.value
-    assert all(name in viewer.legend.value for name in viz.ERROR_NAMES)
+    assert all(name in viewer.legend.value for name in panels.ERROR_NAMES)
 
 
 def test_viewer_buttons_wrap_around(data):

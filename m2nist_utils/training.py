@@ -1,0 +1,167 @@
+"""Training the FCN (notebook 05): the device strategy, the data stream and augmentation, the fit.
+
+- :func:`distribution_strategy`: what the model is built and trained in.
+- :func:`distort_digits`: slightly rotated, scaled and sheared copies of a digit pool.
+- :func:`m2nist_dataset`: training batches composed afresh every epoch.
+- :func:`train_fcn`: per-pixel cross-entropy, Adam and a cosine learning rate.
+- :data:`FCN_RECIPE`, :data:`ABLATION_BUDGET`: the final recipe and the ablation's equal budget.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import config
+from ._tf import keras, tf
+from .m2nist import HEIGHT, N_CLASSES, PIXEL_MAX, WIDTH, compose_images, to_input
+from .mnist import DigitPool
+from .segmenter import digits_only_loss
+
+
+@functools.cache
+def distribution_strategy() -> tf.distribute.Strategy:
+    """Mirrored over all GPUs when there are several, the single device (GPU or CPU) otherwise.
+
+    One object per session: a model built in its scope must be compiled and trained in the same one.
+    """
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+
+
+def distort_digits(pool: DigitPool, seed: int, strength: float = 1.0) -> DigitPool:
+    """The pool's digits, each slightly rotated (up to 12 degrees), scaled (10%) and sheared (0.2).
+
+    Training-time augmentation only: the test images keep their digits untransformed (notebook 05).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(pool.images)
+    angle = np.deg2rad(rng.uniform(-12, 12, n) * strength)
+    scale = 1 + rng.uniform(-0.1, 0.1, n) * strength
+    shear = rng.uniform(-0.2, 0.2, n) * strength
+    cos, sin = np.cos(angle), np.sin(angle)
+    # Each row maps an output pixel back to the input pixel it samples, about the centre (13.5, 13.5).
+    a0, a1 = cos / scale, (shear * cos - sin) / scale
+    b0, b1 = sin / scale, (cos + shear * sin) / scale
+    a2, b2 = 13.5 * (1 - a0 - a1), 13.5 * (1 - b0 - b1)
+    zeros = np.zeros(n)
+    transforms = np.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1).astype(np.float32)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.constant(pool.images[..., None], tf.float32),
+        transforms=transforms,
+        output_shape=[28, 28],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+    return DigitPool(np.clip(np.round(warped.numpy()[..., 0]), 0, PIXEL_MAX).astype(np.uint8), pool.labels)
+
+
+def m2nist_dataset(
+    pool: DigitPool,
+    images_per_epoch: int,
+    batch_size: int = 32,
+    fresh: bool = True,
+    seed: int = 0,
+    distort: bool = False,
+) -> tf.data.Dataset:
+    """Training batches (images float32 (B, 64, 84, 1) in [0, 1], class maps int32 (B, 64, 84)).
+
+    With ``fresh=True`` every epoch composes new images from the digit pool (tf.data calls the generator
+    again for each pass), so the network never sees the same scene twice; otherwise one fixed set repeats.
+    ``distort=True`` also redraws a slightly rotated, scaled and sheared copy of each digit every epoch.
+    """
+    epochs = iter(range(10**9))
+
+    def scenes():
+        epoch = next(epochs) if fresh else 0
+        digits = distort_digits(pool, seed * 1_000_003 + epoch) if distort else pool
+        data = compose_images(digits, images_per_epoch, seed=seed * 1_000_003 + epoch)
+        order = np.random.default_rng(seed + epoch).permutation(images_per_epoch)
+        for start in range(0, images_per_epoch, batch_size):
+            idx = order[start : start + batch_size]
+            images = to_input(data.images[idx])
+            yield images, data.class_maps[idx].astype(np.int32)
+
+    signature = (
+        tf.TensorSpec((None, HEIGHT, WIDTH, 1), tf.float32),
+        tf.TensorSpec((None, HEIGHT, WIDTH), tf.int32),
+    )
+    steps = int(np.ceil(images_per_epoch / batch_size))
+    dataset = tf.data.Dataset.from_generator(scenes, output_signature=signature)
+    # A known length lets Keras count steps per epoch instead of warning that the data "ran out".
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+
+
+def train_fcn(
+    model: keras.Model,
+    train_pool: DigitPool,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    epochs: int = 10,
+    images_per_epoch: int = 10_000,
+    batch_size: int = 32,
+    learning_rate: float = 3e-3,
+    fresh: bool = True,
+    distort: bool = False,
+    seed: int = 0,
+    verbose: int = 2,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    loss=None,
+) -> keras.callbacks.History:
+    """Train a segmentation network with per-pixel cross-entropy, Adam and a cosine learning rate.
+
+    Build the model inside ``distribution_strategy().scope()`` to use every GPU; training follows the
+    model's own strategy.
+
+    Args:
+        model: outputs per-pixel probabilities (B, 64, 84, C), C = 11 (or 10 for the article's design,
+            trained on the digit pixels' classes with background pixels counted as no class at all).
+        validation: (images uint8 (N, 64, 84), class maps uint8 (N, 64, 84)) scored after each epoch.
+        loss: ``loss(class maps int32 (B, 64, 84), probabilities (B, 64, 84, C))``; by default sparse
+            cross-entropy for 11 classes and :func:`digits_only_loss` for 10.
+    """
+    steps = epochs * int(np.ceil(images_per_epoch / batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
+    n_classes = model.output_shape[-1]
+    data = m2nist_dataset(train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort)
+    val = None
+    if validation is not None:
+        images, class_maps = validation
+        val = (to_input(images), class_maps.astype(np.int32))
+    # Compile and fit in the strategy the model was built in (its variables live there).
+    with model.distribute_strategy.scope():
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss=loss or _default_loss(n_classes),
+        )
+        return model.fit(
+            data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks
+        )
+
+
+def _default_loss(n_classes: int):
+    return keras.losses.SparseCategoricalCrossentropy() if n_classes == N_CLASSES else digits_only_loss
+
+
+#: The final training recipe (notebook 05): fresh images of freshly distorted digits every epoch.
+FCN_RECIPE: dict[str, object] = {
+    "epochs": 3 if config.QUICK else 12,
+    "images_per_epoch": 3_000 if config.QUICK else 8_000,
+    "batch_size": 32,
+    "learning_rate": 8e-3,
+    "distort": True,
+}
+
+
+#: The shorter, equal budget of every ablation step (notebook 05): one fixed set of images, digits as they
+#: are, the final recipe's learning rate.
+ABLATION_BUDGET: dict[str, object] = {
+    "epochs": 1 if config.QUICK else 3,
+    "images_per_epoch": 800 if config.QUICK else 3_000,
+    "batch_size": 32,
+    "learning_rate": 8e-3,
+    "fresh": False,
+}
