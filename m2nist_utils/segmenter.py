@@ -18,6 +18,9 @@ from .surgery import convolutionalized_weights
 
 #: The pixel path's input scale (notebook 05): 8 units per grey level; see :func:`build_fcn`.
 PIXEL_SCALE = 8 * PIXEL_MAX
+#: Softmaxes, sigmoids and everything after them compute in float32 even under a ``mixed_float16`` policy
+#: (notebook 06): probabilities near 0 and 1 and their logarithms in the loss need float32's range.
+F32 = "float32"
 
 
 def build_fcn(
@@ -68,7 +71,7 @@ def build_fcn(
             scores = layers.Conv2D(N_CLASSES, 1, name="context_scores")(features)
         up = layers.Conv2DTranspose(N_CLASSES, 4, strides=2, name="upsample1")(scores)  # 30x40
         logits = layers.Conv2DTranspose(N_CLASSES, 6, strides=2, name="upsample2")(up)  # 64x84
-        probabilities = layers.Softmax(name="probabilities")(logits)
+        probabilities = layers.Softmax(name="probabilities", dtype=F32)(logits)
         return _with_cnn_weights(keras.Model(inputs, probabilities, name=name), cnn, conv_head)
     features = layers.Concatenate(name="head_and_scores")([head, scores])
     if context:
@@ -81,13 +84,17 @@ def build_fcn(
     )  # 32x42: one pixel more on every side, so that doubling it covers the whole 64x84 image
     if not pixel_path:
         # Bilinear doubling of probability vectors gives probability vectors: a blend of two is still one.
-        coarse = layers.Softmax(name="probabilities32")(layers.Conv2D(N_CLASSES, 1, name="scores32")(up))
-        probabilities = layers.UpSampling2D(2, interpolation="bilinear", name="probabilities")(coarse)
+        scores = layers.Conv2D(N_CLASSES, 1, name="scores32")(up)
+        coarse = layers.Softmax(name="probabilities32", dtype=F32)(scores)
+        probabilities = layers.UpSampling2D(2, interpolation="bilinear", name="probabilities", dtype=F32)(
+            coarse
+        )
         return _with_cnn_weights(keras.Model(inputs, probabilities, name=name), cnn, conv_head)
     # Which digit: a softmax over the ten digits at 32x42, a quarter of the cost of one at 64x84, doubled
     # bilinearly (a blend of probability vectors is still one).
-    digits = layers.Softmax(name="digit_probabilities")(layers.Conv2D(BACKGROUND, 1, name="scores32")(up))
-    digits = layers.UpSampling2D(2, interpolation="bilinear", name="upsample2")(digits)  # 64x84
+    scores = layers.Conv2D(BACKGROUND, 1, name="scores32")(up)
+    digits = layers.Softmax(name="digit_probabilities", dtype=F32)(scores)
+    digits = layers.UpSampling2D(2, interpolation="bilinear", name="upsample2", dtype=F32)(digits)  # 64x84
     # Where: a foreground logit from a 3x3 convolution over the pixels themselves, at full resolution.
     # Adam moves every weight by about the learning rate per step, whatever the scale of its input; reading
     # the pixels as 8 x grey level lets these ten weights learn the faint edges of strokes (grey levels
@@ -95,11 +102,11 @@ def build_fcn(
     pixels = layers.Rescaling(PIXEL_SCALE, name="grey_levels_x8")(x)
     small = keras.initializers.RandomNormal(stddev=0.01)  # starts near "no opinion" despite the x8 scale
     where = layers.Conv2D(1, 3, padding="same", kernel_initializer=small, name="pixels")(pixels)
-    foreground = layers.Activation("sigmoid", name="foreground")(where)
+    foreground = layers.Activation("sigmoid", name="foreground", dtype=F32)(where)
     # p(digit k) = p(foreground) p(k | digit), p(background) = 1 - p(foreground): eleven that sum to one.
-    on_digits = layers.Multiply(name="digits_on_foreground")([digits, foreground])
-    background = layers.Rescaling(-1.0, offset=1.0, name="background")(foreground)
-    probabilities = layers.Concatenate(name="probabilities")([on_digits, background])
+    on_digits = layers.Multiply(name="digits_on_foreground", dtype=F32)([digits, foreground])
+    background = layers.Rescaling(-1.0, offset=1.0, name="background", dtype=F32)(foreground)
+    probabilities = layers.Concatenate(name="probabilities", dtype=F32)([on_digits, background])
     return _with_cnn_weights(keras.Model(inputs, probabilities, name=name), cnn, conv_head)
 
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+import time
 
 import numpy as np
 
@@ -30,6 +31,30 @@ def distribution_strategy() -> tf.distribute.Strategy:
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
+
+
+def split_cpu(n_devices: int = 2) -> list[str]:
+    """Split the CPU into ``n_devices`` logical devices, so that ``MirroredStrategy`` runs that many replicas.
+
+    For teaching and testing data parallelism without GPUs (notebook 06). Must run before TensorFlow
+    first uses a device; returns the logical CPU names.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n_devices)
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of every epoch (``seconds``) and of the training images it saw (notebook 06)."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
 
 
 def distort_digits(pool: DigitPool, seed: int, strength: float = 1.0) -> DigitPool:
@@ -110,6 +135,7 @@ def train_fcn(
     verbose: int = 2,
     callbacks: list[keras.callbacks.Callback] | None = None,
     loss=None,
+    jit_compile: bool | str = "auto",
 ) -> keras.callbacks.History:
     """Train a segmentation network with per-pixel cross-entropy, Adam and a cosine learning rate.
 
@@ -122,6 +148,9 @@ def train_fcn(
         validation: (images uint8 (N, 64, 84), class maps uint8 (N, 64, 84)) scored after each epoch.
         loss: ``loss(class maps int32 (B, 64, 84), probabilities (B, 64, 84, C))``; by default sparse
             cross-entropy for 11 classes and :func:`digits_only_loss` for 10.
+        batch_size: the global batch, split over the strategy's replicas.
+        jit_compile: compile the training step with XLA (``True``), not (``False``), or let Keras decide
+            (``"auto"``: XLA where there is a GPU, not on a CPU-only machine).
     """
     steps = epochs * int(np.ceil(images_per_epoch / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
@@ -136,6 +165,7 @@ def train_fcn(
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
             loss=loss or _default_loss(n_classes),
+            jit_compile=jit_compile,
         )
         return model.fit(
             data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks
