@@ -1,0 +1,336 @@
+"""Training outside the notebooks: ``python -m m2nist_utils train`` on one machine or on a cluster.
+
+The command runs the final recipe (:data:`training.FCN_RECIPE`, notebook 05) in a ``tf.distribute``
+strategy: ``training.distribution_strategy()`` on one machine, or TensorFlow's own
+``MultiWorkerMirroredStrategy`` when the standard ``TF_CONFIG`` environment variable names a cluster.
+Every worker runs the same command; each one computes the gradients of its share of every global batch,
+and an all-reduce keeps the weights identical everywhere. Only the chief writes ``--out``.
+
+- :func:`read_tf_config`: ``TF_CONFIG`` checked before TensorFlow starts (one clear error, no hang).
+- :func:`check_port_free`: the worker's own port, tried before TensorFlow's server takes it.
+- :func:`cluster_strategy`: the strategy that ``TF_CONFIG`` asks for, or the single-machine one.
+- :func:`weights_digest`: a fingerprint of a model's weights, printed by every worker.
+- :func:`run_train`, :func:`add_train_parser`: the ``train`` command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import json
+import math
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The jobs of a MultiWorkerMirroredStrategy cluster: an optional chief and the workers.
+JOBS = ("chief", "worker")
+
+
+@dataclass(frozen=True)
+class ClusterTask:
+    """This process's place in a ``TF_CONFIG`` cluster."""
+
+    task_type: str  # "chief" or "worker"
+    index: int
+    address: str  # "host:port" this task's server listens on
+    n_tasks: int  # chief + workers
+    has_chief: bool  # whether the cluster has a "chief" job
+
+    @property
+    def is_chief(self) -> bool:
+        """The task that writes the model: the chief, or worker 0 in a cluster without one."""
+        return self.task_type == "chief" or (not self.has_chief and self.index == 0)
+
+    @property
+    def name(self) -> str:
+        return f"{self.task_type} {self.index}"
+
+
+def read_tf_config(environ: dict[str, str] | None = None) -> ClusterTask | None:
+    """This task's place in the cluster that ``TF_CONFIG`` describes; None when it is unset or empty.
+
+    Raises ``ValueError`` naming ``TF_CONFIG`` and the fault: not JSON, no ``cluster`` or ``task``, a job
+    other than chief/worker, more than one chief, an address that is not ``host:port``, the same address
+    twice, or a task index outside its job.
+    """
+    text = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    if not text.strip():
+        return None
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"TF_CONFIG: not JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"TF_CONFIG: expected a JSON object with 'cluster' and 'task', got {text[:60]!r}")
+    for key in ("cluster", "task"):
+        if not isinstance(config.get(key), dict) or not config[key]:
+            raise ValueError(f"TF_CONFIG: missing '{key}' (expected {{'cluster': {{...}}, 'task': {{...}}}})")
+    cluster, task = config["cluster"], config["task"]
+    seen: set[str] = set()
+    for job, addresses in cluster.items():
+        if job not in JOBS:
+            raise ValueError(
+                f"TF_CONFIG: cluster job {job!r} is not used by MultiWorkerMirroredStrategy "
+                f"(expected {' and/or '.join(JOBS)})"
+            )
+        if not isinstance(addresses, list) or not addresses:
+            raise ValueError(f"TF_CONFIG: cluster job {job!r} must list one or more 'host:port' addresses")
+        for address in addresses:
+            _parse_address(address, f"cluster job {job!r}")
+            if address in seen:
+                raise ValueError(f"TF_CONFIG: address {address} appears twice in the cluster")
+            seen.add(address)
+    if len(cluster.get("chief", [])) > 1:
+        raise ValueError(f"TF_CONFIG: a cluster has one chief at most, got {len(cluster['chief'])}")
+    task_type, index = task.get("type"), task.get("index", 0)
+    if task_type not in cluster:
+        jobs = ", ".join(cluster)
+        raise ValueError(f"TF_CONFIG: task type {task_type!r} is not a job of the cluster ({jobs})")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[task_type]):
+        raise ValueError(
+            f"TF_CONFIG: task index {index!r} is out of range: job {task_type!r} has "
+            f"{len(cluster[task_type])} task(s), indices 0 to {len(cluster[task_type]) - 1}"
+        )
+    return ClusterTask(
+        task_type, index, cluster[task_type][index], sum(map(len, cluster.values())), "chief" in cluster
+    )
+
+
+def _parse_address(address: object, where: str) -> tuple[str, int]:
+    """(host, port) of ``host:port`` or ``[v6 host]:port``; ValueError naming the address otherwise."""
+    host, _, port = str(address).rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not isinstance(address, str) or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"TF_CONFIG: {where}: bad address {address!r} (expected 'host:port', port 1-65535)")
+    return host, int(port)
+
+
+def check_port_free(task: ClusterTask) -> None:
+    """Refuse to start when this task's port is taken: TensorFlow's server would fail or wait unhelpfully.
+
+    TensorFlow's gRPC server listens on every interface at the address's port, so that is what is tried
+    (a port freed in the moment between this check and TensorFlow's start is not caught).
+    """
+    host, port = _parse_address(task.address, task.name)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed socket's TIME_WAIT is no owner
+        try:
+            probe.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+        except OSError as exc:
+            busy = exc.errno == errno.EADDRINUSE
+            reason = "is already in use" if busy else f"cannot be opened ({exc.strerror})"
+            raise ValueError(
+                f"TF_CONFIG: port {port} of this task ({task.name}, {task.address}) {reason}"
+            ) from None
+
+
+def cluster_strategy(task: ClusterTask | None):
+    """``MultiWorkerMirroredStrategy`` for a ``TF_CONFIG`` task, else ``training.distribution_strategy()``.
+
+    Call it before any other TensorFlow work: collective ops can only be set up at program start.
+    """
+    from ._tf import tf
+
+    if task is None:
+        from . import training
+
+        return training.distribution_strategy()
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        """TensorFlow's strategy, with a ``reduce`` that takes what Keras 3's ``fit`` hands it.
+
+        Keras 3.15.1 calls ``strategy.reduce`` under this strategy with values that only its other
+        strategies accept (keras-team/keras#20585, tensorflow/tensorflow#72388), and ``fit`` fails:
+        a whole (images, class maps) batch, to learn the input shapes ("Attempt to convert a value
+        (PerReplica...)"), and each step's scalar loss with ``axis=0``, a batch axis that a scalar lacks
+        ("Invalid reduction dimension 0"). Here a structure is reduced value by value and a scalar across
+        the replicas only, which is what Keras means. Gradients are all-reduced by TensorFlow as before.
+        """
+
+        def reduce(self, reduce_op, value, axis=None):
+            parent = tf.distribute.MultiWorkerMirroredStrategy.reduce
+
+            def one(v):
+                scalar = all(t.shape.rank == 0 for t in self.experimental_local_results(v))
+                return parent(self, reduce_op, v, None if scalar else axis)
+
+            return tf.nest.map_structure(one, value)
+
+        def experimental_distribute_dataset(self, dataset, options=None):
+            """Shard by data, said explicitly: every worker draws the same stream of global batches
+            (from the seed) and keeps its replicas' share of each. TensorFlow's default (AUTO) would try
+            to shard by input file first, and the FCN's data are composed on the fly, not read from files.
+            """
+            policy = tf.data.experimental.AutoShardPolicy
+            if dataset.options().experimental_distribute.auto_shard_policy == policy.AUTO:
+                by_data = tf.data.Options()
+                by_data.experimental_distribute.auto_shard_policy = policy.DATA
+                dataset = dataset.with_options(by_data)
+            return super().experimental_distribute_dataset(dataset, options)
+
+    # TFConfigClusterResolver (the default) reads TF_CONFIG itself; it was checked above.
+    return MultiWorkerMirroredStrategy()
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of every weight of ``model`` (shapes, dtypes and values, in layer order), as hex."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(f"{weight.dtype.str}{weight.shape}".encode())
+        digest.update(weight.tobytes())
+    return digest.hexdigest()
+
+
+def run_train(args: argparse.Namespace) -> None:
+    """The ``train`` command: the final recipe in the strategy of this machine or cluster (see module doc).
+
+    Bad input raises ``ValueError`` before TensorFlow starts, so the command line prints one error line.
+    """
+    out = Path(args.out)
+    _check_out(out)
+    task = read_tf_config()
+    if task is not None:
+        check_port_free(task)
+    strategy = cluster_strategy(task)  # before any other TensorFlow work (see cluster_strategy)
+
+    from . import artifacts, config, freeze, mnist, segmenter, training
+    from ._tf import keras
+
+    recipe = training.FCN_RECIPE
+    epochs = args.epochs or recipe["epochs"]
+    images_per_epoch = args.images_per_epoch or recipe["images_per_epoch"]
+    replicas = strategy.num_replicas_in_sync
+    global_batch = (args.batch_size or recipe["batch_size"]) * replicas
+    learning_rate = args.learning_rate or _scaled_learning_rate(recipe, global_batch)
+    where = "one machine" if task is None else f"{task.name} of a {task.n_tasks}-task cluster"
+    print(f"{config.describe()} | {config.describe_device()}", flush=True)
+    print(
+        f"{type(strategy).__name__} on {where}: {replicas} replica(s) in sync; global batch "
+        f"{global_batch} = {global_batch // replicas} per replica x {replicas}; learning rate "
+        f"{learning_rate:.4g}; {epochs} epoch(s) of {images_per_epoch} images "
+        f"({math.ceil(images_per_epoch / global_batch)} steps each); mixed precision "
+        f"{'on' if args.mixed_precision else 'off'}; XLA {'on' if args.jit else 'off'}",
+        flush=True,
+    )
+    cnn = artifacts.load_or_create_cnn(args.source, args.seed)  # float32: only its weights are used
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.utils.set_random_seed(args.seed)
+    with strategy.scope():
+        model = segmenter.build_fcn(cnn)
+    pool = mnist.split_pools(args.source, seed=args.seed)["train"]
+    training.train_fcn(
+        model,
+        pool,
+        epochs=epochs,
+        images_per_epoch=images_per_epoch,
+        batch_size=global_batch,
+        learning_rate=learning_rate,
+        distort=recipe["distort"],
+        seed=args.seed,
+        verbose=2,
+        jit_compile=args.jit,
+    )
+    digest = weights_digest(model)
+    # Saving reads every variable, which may all-reduce: every worker saves, only the chief into --out.
+    if task is None or task.is_chief:
+        keras_file, frozen_file = out / "fcn.keras", out / "fcn_frozen.pb"
+        out.mkdir(parents=True, exist_ok=True)
+        frozen_file.unlink(missing_ok=True)  # a crash below leaves no frozen graph of older weights
+        artifacts.save_model(model, keras_file)
+        # Frozen from the file just written: a plain model, outside the strategy's mirrored variables.
+        saved = artifacts.load_model(keras_file)
+        freeze.freeze_model(saved, frozen_file, output_name="probabilities")
+        val = artifacts.load_or_create_split("val", source=args.source, seed=args.seed)
+        scores = segmenter.evaluate_fcn(saved, val.images, val.class_maps)
+        print(
+            f"wrote {keras_file} and {frozen_file}; validation mean IoU {scores['mean_iou']:.4f} "
+            f"({len(val.images)} images); weights sha256 {digest}",
+            flush=True,
+        )
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="m2nist-train-"))
+        try:
+            artifacts.save_model(model, scratch / "fcn.keras")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        print(f"{task.name} done (the chief writes {out}); weights sha256 {digest}", flush=True)
+
+
+def _scaled_learning_rate(recipe: dict[str, object], global_batch: int) -> float:
+    """The recipe's learning rate for another global batch: x sqrt(batch ratio), the rule suited to Adam."""
+    return float(recipe["learning_rate"]) * math.sqrt(global_batch / int(recipe["batch_size"]))
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot become the model folder, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    for folder in Path(os.path.abspath(out)).parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"--out {out}: {folder} is a file, not a folder")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ValueError(f"--out {out}: cannot write in {folder} (permission denied)")
+            break
+
+
+def _count(low: int):
+    """An argparse type: a whole number >= low (argparse's error then names the flag)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``train`` command on the command line's subparsers (``m2nist_utils.__main__``)."""
+    recipe = "default: the final recipe's (training.FCN_RECIPE)"
+    train = subparsers.add_parser(
+        "train",
+        help="train the final FCN; joins a MultiWorkerMirroredStrategy cluster when TF_CONFIG is set",
+        description="Train the final FCN (notebook 05's recipe); write DIR/fcn.keras and DIR/fcn_frozen.pb.",
+    )
+    train.add_argument("--out", required=True, help="folder for fcn.keras and fcn_frozen.pb (the chief's)")
+    train.add_argument("--epochs", type=_count(1), help=recipe)
+    train.add_argument("--images-per-epoch", type=_count(1), help=f"training images per epoch; {recipe}")
+    train.add_argument(
+        "--batch-size", type=_count(1), help=f"per replica; global batch = this x replicas; {recipe}"
+    )
+    train.add_argument("--seed", type=_count(0), default=0, help="seed of the digit split, CNN and FCN")
+    train.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        help="default: the recipe's, x sqrt(global batch / the recipe's batch of 32)",
+    )
+    train.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (pays off on GPUs)")
+    train.add_argument(
+        "--jit", action="store_true", help="compile the training step with XLA (off by default, as Keras "
+        "leaves it under a tf.distribute strategy)"
+    )
+    train.add_argument("--source", default="auto", help="MNIST digits: sample | keras | auto | PATH")
+    train.set_defaults(run=run_train)
+    return train
