@@ -3,8 +3,9 @@
 Single files go through a temporary file beside the target and ``os.replace``; a set of files that must
 match (the M2NIST image/mask pair) goes through a temporary folder that is swapped in whole. Files keep
 the user's umask permissions and are fsynced before the rename, so a crash or power loss leaves the old
-artifact or the new one. One writer per target at a time: a save removes the temporary files and folders
-(``.<name>.tmp-*``) that an earlier, killed save left beside its target.
+artifact or the new one. The temporaries of target ``<name>`` are ``.<name>.tmp-*`` beside it: a failing
+save removes its own, and every save removes those that an earlier, killed save left (a save holds a lock
+on its temporary, so one still being written by a live process is left alone).
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: stale temporaries are recognised by age instead of by lock
+    fcntl = None
 
 _UMASK: int | None = None
 
@@ -65,6 +72,7 @@ def atomic_save_folder(
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(parent, folder.name)
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name}.tmp-"))
+    lock = _lock(tmp)
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         write(tmp)
@@ -88,6 +96,8 @@ def atomic_save_folder(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        _unlock(lock)
     return folder
 
 
@@ -109,9 +119,11 @@ def _write_binary(tmp: Path, write: Callable) -> None:
 def _replace_after(path: str | os.PathLike, write_tmp: Callable[[Path], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.tmp-", suffix=path.suffix)
-    os.close(fd)
+    _remove_stale(path.parent, path.name)
+    # The suffix stays last, since some writers (Keras) check it.
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-", suffix=path.suffix)
     tmp = Path(name)
+    lock = _lock(tmp, fd)
     try:
         write_tmp(tmp)
         _set_mode_and_sync(tmp)
@@ -120,6 +132,8 @@ def _replace_after(path: str | os.PathLike, write_tmp: Callable[[Path], None]) -
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        _unlock(lock)
     return path
 
 
@@ -162,12 +176,53 @@ def _sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _lock(path: Path, fd: int | None = None) -> int | None:
+    """Hold an exclusive lock on a temporary while it is written; the OS drops it when the process dies."""
+    if fcntl is None:
+        if fd is not None:
+            os.close(fd)  # Windows cannot rename a file that is held open
+        return None
+    if fd is None:
+        fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing drops the lock
+
+
+#: Without file locks (Windows), a temporary this old is taken for a killed save's.
+STALE_AGE_S = 3600.0
+
+
 def _remove_stale(parent: Path, name: str) -> None:
+    """Remove the temporaries of target ``name`` that no live save holds (left by a killed one)."""
     for stale in parent.glob(f".{name}.tmp-*"):
+        if not stale.is_symlink() and not _abandoned(stale):
+            continue
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)
+
+
+def _abandoned(path: Path) -> bool:
+    """True when no live process holds the lock of a temporary (without locks: when it is an hour old)."""
+    try:
+        if fcntl is None:
+            return time.time() - path.stat().st_mtime > STALE_AGE_S
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False  # gone already, or not ours to open
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # a save that starts now makes a temporary of its own, so no lock need be kept
 
 
 def _exchange(a: Path, b: Path) -> bool:

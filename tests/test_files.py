@@ -131,3 +131,46 @@ def test_reader_retries_when_the_pair_is_swapped_between_its_two_files(tmp_path,
     images, masks = m2nist.load_m2nist(tmp_path / "pair")
     assert np.array_equal(images, new[0]) and np.array_equal(masks, new[1])
     assert calls == ["combined.npy", "segmented.npy", "combined.npy", "segmented.npy"]
+
+
+@pytest.mark.parametrize("name", ["a.bin", "m.keras"])
+def test_stale_temporary_file_is_removed_by_the_next_save(tmp_path, name):
+    stale = tmp_path / f".{name}.tmp-killed{os.path.splitext(name)[1]}"  # what a killed save leaves
+    stale.write_bytes(b"half a file")
+    unrelated = tmp_path / ".b.bin.tmp-1"
+    unrelated.write_bytes(b"another target's")
+    files.atomic_save(tmp_path / name, lambda f: f.write(b"x"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [unrelated.name, name]
+
+
+@pytest.mark.skipif(files.fcntl is None, reason="without file locks, staleness is judged by age")
+def test_a_temporary_that_a_live_save_holds_is_left_alone(tmp_path):
+    live = tmp_path / ".a.bin.tmp-live.bin"
+    live.write_bytes(b"being written")
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        files.fcntl.flock(fd, files.fcntl.LOCK_EX)  # as _replace_after holds its own temporary
+        files.atomic_save(tmp_path / "a.bin", lambda f: f.write(b"x"))
+        assert live.exists()
+    finally:
+        os.close(fd)
+    files.atomic_save(tmp_path / "a.bin", lambda f: f.write(b"y"))
+    assert not live.exists()
+
+
+@pytest.mark.parametrize("by_name", [False, True], ids=["atomic_save", "atomic_save_to_path"])
+def test_failed_file_save_keeps_the_old_file_and_removes_its_temporary(tmp_path, by_name):
+    target = tmp_path / "m.keras"
+    files.atomic_save(target, lambda f: f.write(b"old"))
+
+    def crash(f_or_name):
+        if by_name:
+            f_or_name = open(f_or_name, "wb")
+        f_or_name.write(b"half")
+        f_or_name.flush()
+        raise OSError(28, "No space left on device")
+
+    save = files.atomic_save_to_path if by_name else files.atomic_save
+    with pytest.raises(OSError, match="No space"):
+        save(target, crash)
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
