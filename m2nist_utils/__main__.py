@@ -1,30 +1,105 @@
-"""Command line: ``python -m m2nist_utils generate ...`` (notebook 01) and ``evaluate ...`` (notebook 05)."""
+"""Command line: ``python -m m2nist_utils generate ...`` (notebook 01) and ``evaluate ...`` (notebook 05).
+
+Every failure a user can cause (a bad argument; a missing, damaged, foreign or hostile file; a folder that
+cannot be written; a full disk; a request too large for memory) ends in exactly one line ``error: ...`` on
+stderr that names the file or argument, with exit status 2, and leaves every file as it was. A genuine bug
+still ends in a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
+from pathlib import Path
+
+#: Peak bytes per pixel of ``generate``: images (1) + class maps (1) + one-hot masks (11), written in place.
+GENERATE_BYTES_PER_PIXEL = 13
+
+
+class UsageError(Exception):
+    """A command line argparse refuses (unknown flag, missing or malformed argument)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # argparse's own error() prints the usage block first; the contract is one line.
+        raise UsageError(message)
+
+
+def _whole_number(low: int, high: int | None = None):
+    """An argparse type: an int in low..high, so that the error names the argument (``argument --seed``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse an ``--out`` that cannot become the dataset folder, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder")
+    # The pair is written into a temporary sibling folder: the nearest existing ancestor must take it.
+    for folder in Path(os.path.abspath(out)).parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"{out}: {folder} is a file, not a folder")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ValueError(f"{out}: cannot write in {folder} (permission denied)")
+            break
+    if out.is_dir():
+        names = set(os.listdir(out))
+        extra = sorted(names - {"combined.npy", "segmented.npy"})
+        if extra:
+            raise ValueError(
+                f"{out}: holds other files ({', '.join(extra[:5])}); generate replaces the whole "
+                "folder, so choose an empty or new one"
+            )
+        if names and not force:
+            raise ValueError(
+                f"{out}: already holds an M2NIST dataset ({sorted(names)[0]}); add --force to replace it"
+            )
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from pathlib import Path
+    from . import arrays, m2nist, mnist
 
-    from . import m2nist, mnist
-
-    existing = [name for name in ("combined.npy", "segmented.npy") if (Path(args.out) / name).exists()]
-    if existing and not args.force:
-        raise ValueError(
-            f"{args.out}: already holds an M2NIST dataset ({existing[0]}); add --force to replace it"
-        )
+    out = Path(args.out)
+    _check_out(out, args.force)
+    arrays.check_memory(
+        args.n_images * m2nist.HEIGHT * m2nist.WIDTH * GENERATE_BYTES_PER_PIXEL,
+        f"--n-images {args.n_images} (images and 11-channel masks)",
+    )
     pool = mnist.split_pools(args.source, seed=args.pool_seed)[args.split]
+    if len(pool.images) < args.max_digits:
+        raise ValueError(
+            f"--max-digits {args.max_digits}: the {args.split} digit pool of source {args.source!r} holds "
+            f"only {len(pool.images)} digits, and the digits of one image are all different"
+        )
     images, class_maps, _ = m2nist.compose_images(
         pool, args.n_images, max_digits=args.max_digits, seed=args.seed
     )
-    m2nist.save_m2nist(args.out, images, m2nist.to_one_hot(class_maps))
+    masks = m2nist.to_one_hot(class_maps)
+    del class_maps
+    existed = out.is_dir()
+    try:
+        m2nist.save_m2nist(out, images, masks)
+    except OSError as exc:
+        kept = "the old files are unchanged" if existed else "nothing was written"
+        raise ValueError(f"{out}: could not write the dataset ({exc.strerror or exc}); {kept}") from exc
     print(
         f"wrote {len(images)} images from the {args.split} digit pool "
-        f"({mnist.resolve_source(args.source)}) to {args.out}"
+        f"({mnist.resolve_source(args.source)}) to {out}"
     )
 
 
@@ -33,7 +108,14 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     images, masks = m2nist.load_m2nist(args.data)
     predict, params = _load_predictor(args.model)
-    scores = metrics.evaluate_segmentation(predict, images, m2nist.to_class_map(masks), args.batch_size)
+    from ._tf import tf
+
+    try:
+        scores = metrics.evaluate_segmentation(predict, images, m2nist.to_class_map(masks), args.batch_size)
+    except tf.errors.OpError as exc:
+        raise ValueError(f"{args.model}: the model failed while running ({_op_error_line(exc)})") from exc
+    except ValueError as exc:
+        raise ValueError(f"{args.model}: {exc}") from exc
     scores["params"] = params
     # NaN (a class absent from truth and prediction) is not JSON: write null.
     scores["per_class_iou"] = [None if v != v else round(v, 4) for v in scores["per_class_iou"]]
@@ -44,8 +126,6 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _load_predictor(path: str):
     """(predict function, parameter count or None) for a ``.keras`` model or a frozen ``.pb`` graph."""
-    from pathlib import Path
-
     if Path(path).suffix == ".pb":
         from . import freeze
 
@@ -54,6 +134,7 @@ def _load_predictor(path: str):
             freeze.count_parameters(graph_def)
         )
     if Path(path).suffix == ".keras":
+        _check_keras_archive(Path(path))
         from . import artifacts
 
         model = artifacts.load_model(path)
@@ -63,22 +144,62 @@ def _load_predictor(path: str):
     raise ValueError(f"{path}: expected a .keras model or a frozen .pb graph")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m m2nist_utils", description=__doc__)
+def _check_keras_archive(path: Path) -> None:
+    """A ``.keras`` file is a zip: check it whole, since Keras calls a damaged one "file not found"."""
+    import zipfile
+    import zlib
+
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
+        raise ValueError(f"{path}: not a readable .keras archive, truncated or damaged ({exc})") from exc
+    if damaged is not None:
+        raise ValueError(f"{path}: damaged .keras archive ({damaged} fails its checksum)")
+
+
+def _op_error_line(exc) -> str:
+    """TensorFlow's reason and node from an ``OpError``, without the Python stack it carries."""
+    import re
+
+    lines = [line.strip() for line in exc.message.splitlines() if line.strip()]
+    noise = ("Graph execution error", "Detected at node", "File ", "[[")
+    reason = next((line for line in lines if not line.startswith(noise)), lines[0] if lines else "")
+    node = re.search(r"Detected at node (\S+)", exc.message)
+    return f"at node {node.group(1).removeprefix('frozen/')}: {reason}" if node else reason
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    # Evaluated only when an exception is being matched, so TensorFlow is never imported just for this.
+    known: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError, MemoryError)
+    tf = sys.modules.get("tensorflow")
+    return known + (tf.errors.OpError,) if tf is not None and hasattr(tf, "errors") else known
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m m2nist_utils", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write combined.npy and segmented.npy (public M2NIST format)")
     gen.add_argument("--out", required=True, help="folder to write into (created if missing)")
-    gen.add_argument("--n-images", type=int, required=True)
-    gen.add_argument("--seed", type=int, default=0, help="seed of the image composition")
-    gen.add_argument("--pool-seed", type=int, default=0, help="seed of the train/val/test digit split")
+    gen.add_argument("--n-images", type=_whole_number(1), required=True)
+    gen.add_argument("--seed", type=_whole_number(0), default=0, help="seed of the image composition")
+    gen.add_argument(
+        "--pool-seed", type=_whole_number(0), default=0, help="seed of the train/val/test digit split"
+    )
     gen.add_argument(
         "--source", default="auto", help="sample | keras | auto | PATH (mnist.npz or IDX folder)"
     )
     gen.add_argument(
         "--split", default="train", choices=["train", "val", "test"], help="digit pool to draw from"
     )
-    gen.add_argument("--max-digits", type=int, default=3)
+    gen.add_argument("--max-digits", type=_whole_number(1, 6), default=3, help="1 to 6 digits per image")
     gen.add_argument("--force", action="store_true", help="replace a dataset that --out already holds")
     gen.set_defaults(run=_generate)
 
@@ -87,17 +208,24 @@ def main(argv: list[str] | None = None) -> int:
         "--model", required=True, help="a .keras model or a frozen .pb graph (image:0 -> probabilities:0)"
     )
     ev.add_argument("--data", required=True, help="folder with combined.npy and segmented.npy")
-    ev.add_argument("--batch-size", type=int, default=256)
+    ev.add_argument("--batch-size", type=_whole_number(1), default=256)
     ev.set_defaults(run=_evaluate)
+    return parser
 
-    args = parser.parse_args(argv)
-    if getattr(args, "n_images", 1) < 1:
-        parser.error("--n-images must be at least 1")
-    try:
-        args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0, or 2 after one ``error:`` line on stderr)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_line  # a warning is one line too (catch_warnings restores it)
+        try:
+            args = build_parser().parse_args(argv)
+            args.run(args)
+        except UsageError as exc:
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
+        except _known_errors() as exc:
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
     return 0
 
 

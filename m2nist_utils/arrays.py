@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 from typing import BinaryIO
 
 import numpy as np
@@ -46,7 +47,7 @@ def load_npy(source: str | os.PathLike | BinaryIO, where: str | None = None, siz
             np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         )
         shape, _, dtype = read_header(source)
-    except (ValueError, SyntaxError, EOFError, OSError) as exc:
+    except (ValueError, SyntaxError, tokenize.TokenError, EOFError, OSError) as exc:
         raise ValueError(f"{where}: damaged .npy header ({_one_line(exc)})") from exc
     if dtype.hasobject:
         raise ValueError(f"{where}: holds Python objects ({dtype}), which are never unpickled")

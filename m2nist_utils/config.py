@@ -4,7 +4,11 @@ Introduced in notebook 01. Environment variables:
 
 - ``M2NIST_QUICK=1`` shrinks sample counts and epochs (CI and ``make test``).
 - ``M2NIST_HOME`` moves ``data/``, ``models/``, ``img/`` and ``results/`` away from the repository root
-  (tests point it at a temporary folder so that they never clobber a full run's artifacts).
+  (tests point it at a temporary folder so that they never clobber a full run's artifacts). A relative
+  ``M2NIST_HOME`` is taken relative to the repository root (the folder holding ``pyproject.toml``), not
+  to the current directory, so that the notebooks (run in ``notebooks/``) and the command line (run at
+  the root) mean the same folder; where the package is not installed from a checkout, the repository
+  root is the current directory at import.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ def _truthy(value: str | None) -> bool:
 
 REPO_ROOT: Path = _repo_root()
 QUICK: bool = _truthy(os.environ.get("M2NIST_QUICK"))
-HOME: Path = Path(os.environ.get("M2NIST_HOME") or REPO_ROOT).expanduser().resolve()
+HOME: Path = (REPO_ROOT / Path(os.environ.get("M2NIST_HOME") or ".").expanduser()).resolve()
 DATA_DIR: Path = HOME / "data"
 MODELS_DIR: Path = HOME / "models"
 IMG_DIR: Path = HOME / "img"

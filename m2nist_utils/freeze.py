@@ -244,6 +244,10 @@ def load_frozen_graph(
             raise ValueError(
                 f"{path}: no node named {name!r}; nodes: {', '.join(n for n, _ in graph_nodes(graph_def))}"
             )
+    for node in graph_def.node:
+        for name in node.input:
+            if _node_name(name.lstrip("^")) not in names:
+                raise ValueError(f"{path}: node {node.name!r} reads {name!r}, which the graph does not hold")
     if input_shape is None:
         shape = next(node for node in graph_def.node if node.name == input_node).attr["shape"].shape
         input_shape = tuple(d.size if d.size >= 0 else None for d in shape.dim)[1:]
@@ -255,8 +259,12 @@ def load_frozen_graph(
     spec = tf.TensorSpec((None, *input_shape), tf.float32)
     try:
         wrapped = tf.compat.v1.wrap_function(import_graph, [spec])
-    except ValueError as exc:
-        raise ValueError(f"{path}: the graph cannot take input shape {(None, *input_shape)} ({exc})") from exc
+    except (ValueError, TypeError, tf.errors.OpError) as exc:
+        # A malformed node (missing attributes, wrong input types) fails here too, with TF's reason.
+        raise ValueError(
+            f"{path}: the graph does not import with input {input_node!r} of shape {(None, *input_shape)} "
+            f"float32 ({' '.join(str(exc).split())})"
+        ) from exc
     fetches = [wrapped.graph.get_tensor_by_name(f"frozen/{_tensor_name(n)}") for n in wanted]
     for name, fetch in zip(wanted, fetches):
         # Callers compute with the outputs as float maps (probabilities, logits, features).
@@ -290,4 +298,3 @@ def _node_name(name: str) -> str:
 
 def _tensor_name(name: str) -> str:
     return name if ":" in name else f"{name}:0"
-

