@@ -50,7 +50,9 @@ def load_npy(source: str | os.PathLike | BinaryIO, where: str | None = None, siz
     except (ValueError, SyntaxError, tokenize.TokenError, EOFError, OSError) as exc:
         raise ValueError(f"{where}: damaged .npy header ({_one_line(exc)})") from exc
     if dtype.hasobject:
-        raise ValueError(f"{where}: holds Python objects ({dtype}), which are never unpickled")
+        raise ValueError(
+            f"{where}: not a readable .npy array: holds Python objects ({dtype}), never unpickled"
+        )
     needed = math.prod(shape) * dtype.itemsize
     if size is not None and size - (source.tell() - start) != needed:
         raise ValueError(
@@ -96,7 +98,10 @@ def as_uint8(array: np.ndarray, where: str, expected: str = "grey levels 0..255"
             )
     low, high = array.min(), array.max()
     if low < 0 or high > 255:
-        raise ValueError(f"{where}: values {low:g}..{high:g} (dtype {array.dtype}); expected {expected}")
+        raise ValueError(
+            f"{where}: values must lie in 0..255, got {low:g}..{high:g} (dtype {array.dtype}); "
+            f"expected {expected}"
+        )
     return array.astype(np.uint8)
 
 
