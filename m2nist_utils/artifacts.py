@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -65,7 +66,8 @@ def load_or_create(
         else:
             try:
                 return load(path)
-            except (OSError, ValueError, KeyError, EOFError) as exc:
+            # A truncated .npz raises BadZipFile, which is none of the others.
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
                 reason = f"unreadable ({exc})"
         print(f"{path.name}: {reason}; rebuilding it", file=sys.stderr)
     value = create()
