@@ -67,6 +67,24 @@ def describe_device() -> str:
     return f"CPU ({os.cpu_count()} cores visible)"
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras, and make TensorFlow's ops deterministic (every notebook).
+
+    Guarantees: the same seed on the same machine and software (TensorFlow, CUDA, the number of GPUs)
+    trains bit-identical weights, so a notebook run twice reports the same scores. Not across machines or
+    versions, whose kernels may add in another order.
+
+    Costs: it lasts for the rest of the process (TensorFlow cannot switch it off again). A ``tf.data`` map
+    holding a random op runs serially, a few GPU kernels take slower deterministic algorithms, and an op
+    without a deterministic implementation raises ``UnimplementedError`` instead of running. TensorFlow
+    random ops without a seed raise ``RuntimeError`` (the seed set here covers them).
+    """
+    from ._tf import keras, tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
 def describe_versions() -> str:
     """One line with the versions a reader should quote in a bug report (every notebook's setup prints it)."""
     import platform
