@@ -92,9 +92,10 @@ def as_uint8(array: np.ndarray, where: str, expected: str = "grey levels 0..255"
         fractional = array != np.round(array)
         if fractional.any():
             example = array[fractional].flat[0]
+            hint = " (images scaled to 0..1? multiply by 255 and save as uint8)" if "grey" in expected else ""
             raise ValueError(
-                f"{where}: holds fractional values (dtype {array.dtype}, e.g. {example:g}); expected "
-                f"{expected} (images scaled to 0..1? multiply by 255 and save as uint8)"
+                f"{where}: holds fractional values (dtype {array.dtype}, e.g. {example:g}); "
+                f"expected {expected}{hint}"
             )
     low, high = array.min(), array.max()
     if low < 0 or high > 255:
@@ -134,4 +135,5 @@ def _size(n: int) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    # The reason may quote the damaged bytes: keep them printable.
+    return " ".join(str(exc).split()).encode("ascii", "backslashreplace").decode()
