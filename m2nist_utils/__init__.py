@@ -11,8 +11,9 @@
   ``pipeline``: the tf.data input pipeline (notebook 05).
 - ``artifacts``: paths of data and models and the one load-or-create cache (every notebook).
 - ``metrics``, ``results``: IoU and the committed figures; ``viz``, ``panels``, ``widgets``: figures and
-  the interactive mask viewer (notebook 06).
-- ``files``: atomic writes; ``__main__``: the command line.
+  the interactive mask viewer (notebook 07).
+- ``files``, ``arrays``: atomic writes, safe ``.npy`` reading; ``distributed``: the ``train`` command and
+  multi-worker training; ``__main__``: the command line.
 
 Modules are imported on demand (``from m2nist_utils import m2nist, segmenter``) so that the light ones
 (data, metrics) never pay for importing TensorFlow.

@@ -134,7 +134,6 @@ def _load_predictor(path: str):
             freeze.count_parameters(graph_def)
         )
     if Path(path).suffix == ".keras":
-        _check_keras_archive(Path(path))
         from . import artifacts
 
         model = artifacts.load_model(path)
@@ -142,22 +141,6 @@ def _load_predictor(path: str):
             raise ValueError(f"{path}: the model takes input {model.input_shape}; expected (None, 64, 84, 1)")
         return (lambda x: model(x, training=False)), int(model.count_params())
     raise ValueError(f"{path}: expected a .keras model or a frozen .pb graph")
-
-
-def _check_keras_archive(path: Path) -> None:
-    """A ``.keras`` file is a zip: check it whole, since Keras calls a damaged one "file not found"."""
-    import zipfile
-    import zlib
-
-    if not path.is_file():
-        raise FileNotFoundError(f"model file not found: {path}")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
-        raise ValueError(f"{path}: not a readable .keras archive, truncated or damaged ({exc})") from exc
-    if damaged is not None:
-        raise ValueError(f"{path}: damaged .keras archive ({damaged} fails its checksum)")
 
 
 def _op_error_line(exc) -> str:
@@ -210,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, help="folder with combined.npy and segmented.npy")
     ev.add_argument("--batch-size", type=_whole_number(1), default=256)
     ev.set_defaults(run=_evaluate)
+    from .distributed import add_train_parser  # the train command (imports TensorFlow only when it runs)
+
+    add_train_parser(sub)
     return parser
 
 

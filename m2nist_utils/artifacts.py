@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -156,6 +157,14 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
+    # A .keras file is a zip: check it whole first, since Keras calls a damaged one "file not found".
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
+        raise ValueError(f"{path}: not a readable .keras archive, truncated or damaged ({exc})") from exc
+    if damaged is not None:
+        raise ValueError(f"{path}: damaged .keras archive ({damaged} fails its checksum)")
     try:
         return keras.models.load_model(path)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad archive
