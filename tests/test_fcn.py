@@ -1,16 +1,17 @@
-"""FCN surgery, convolutionalization, our FCN and its training (m2nist_utils.models, notebooks 04-05)."""
+"""FCN surgery, convolutionalization, our FCN and its training (surgery, segmenter, training: 04-05)."""
 
 from __future__ import annotations
 
-from m2nist_utils import artifacts, classifier, freeze, m2nist, segmenter, surgery, training
+from m2nist_utils import artifacts, classifier, config, freeze, m2nist, segmenter, surgery, training
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-# Quick-training floors for the learnt background (measured: see the closing notes; the ink-gated model
-# of earlier versions had background IoU 1.0 by construction).
+# Floors of test_short_training_far_above_the_article, which measured background IoU 0.9980 and mean IoU
+# 0.5667 on the 2-core CPU of the issue, alone and under load alike (seed_everything); the margin is for
+# other machines, whose kernels add in another order.
 BACKGROUND_FLOOR, MEAN_IOU_FLOOR = 0.98, 0.5
 
 
@@ -125,8 +126,11 @@ def test_training_data_is_fresh_every_epoch(pools):
 
 
 def test_short_training_far_above_the_article(cnn, pools):
-    """A quality floor, not a timing: the article's design scores about 0.23 on a larger budget."""
-    keras.utils.set_random_seed(0)
+    """A quality floor, not a timing: the article's design scores about 0.23 on a larger budget.
+
+    Deterministic (``seed_everything``): the same scores however loaded the machine is.
+    """
+    config.seed_everything(0)
     fcn = segmenter.build_fcn(cnn)
     training.train_fcn(fcn, pools["train"], epochs=3, images_per_epoch=2_000, verbose=0)
     test = m2nist.compose_images(pools["test"], 300, seed=3)
@@ -144,3 +148,14 @@ def test_article_loss_ignores_background_pixels():
     gradient = tape.gradient(loss, logits).numpy()
     assert loss.numpy()[0, 0, 0] == 0 and not gradient[0, 0, 0].any()
     assert loss.numpy()[0, 0, 1] > 0 and gradient[0, 0, 1].any()
+
+
+def test_frozen_fcn_counts_the_parameters_keras_counts(cnn, tmp_path):
+    # Our FCN holds constants that are no weights (the pixel path's Rescaling scale and offset, the
+    # background's 1 - p): only the frozen variables count, with the freeze-time record and without it.
+    fcn = segmenter.build_fcn(cnn)
+    graph_def = freeze.freeze_model(fcn, tmp_path / "fcn.pb", output_name="probabilities", pbtxt=False)
+    assert freeze.count_parameters(freeze.read_graph_def(tmp_path / "fcn.pb")) == fcn.count_params()
+    for node in graph_def.node:
+        node.attr.pop(freeze.WEIGHT_ATTR, None)
+    assert freeze.count_parameters(graph_def) == fcn.count_params()

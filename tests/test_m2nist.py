@@ -377,6 +377,32 @@ def test_dataset_stats_by_hand():
     }
 
 
+def test_generator_stats_by_hand():
+    # Three digits: a 1 of 4 ink pixels, a 2 of 6, another 1 of 3.
+    digits = np.zeros((3, 28, 28), np.uint8)
+    digits[0, 10, 10:14] = 200
+    digits[1, 12, 8:14] = 90
+    digits[2, 5:8, 3] = 255
+    pool = m2nist.DigitPool(digits, np.array([1, 2, 1], np.uint8))
+    # Image 0: the 2 pasted over two pixels of the first 1 (8 ink pixels left of 10); image 1: the other 1.
+    images = np.zeros((2, 64, 84), np.uint8)
+    class_maps = np.full((2, 64, 84), m2nist.BACKGROUND, np.uint8)
+    images[0, 0, 0:4], class_maps[0, 0, 0:4] = 200, 1
+    images[0, 0, 2:8], class_maps[0, 0, 2:8] = 90, 2
+    images[1, 5:8, 3], class_maps[1, 5:8, 3] = 255, 1
+    sources = np.array([[0, 1, -1], [2, -1, -1]], np.int32)
+    stats = m2nist.generator_stats(m2nist.Split(images, class_maps, sources), pool)
+    assert stats == {
+        "images": 2,
+        "digits_per_image": {1: 1, 2: 1, 3: 0},
+        "dropped_pct": 0.0,
+        "ink_pixels": 11,
+        "stroke_overlap_pixels": 2,  # 4 + 6 + 3 placed, 11 seen
+        "stroke_overlap_pct": round(100 * 2 / 11, 4),
+        "ink_lost_pct": round(100 * 2 / 13, 4),  # class 1: 7 ink pixels placed, 5 in the class maps
+    }
+
+
 def _generate_argv(out, seed: int, *extra: str) -> list[str]:
     sizes = ["--n-images", "50", "--source", "sample", "--seed", str(seed)]
     return ["generate", "--out", str(out), *sizes, *extra]

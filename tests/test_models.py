@@ -1,6 +1,9 @@
-"""The article's CNN: layers, shapes, training, saving (m2nist_utils.models, notebook 02)."""
+"""The article's CNN and the models around it: layers, shapes, training, saving (classifier, surgery,
+segmenter, training; notebooks 02-05). The caches are tested in test_artifacts."""
 
 from __future__ import annotations
+
+import os
 
 from m2nist_utils import artifacts, classifier, config, segmenter, surgery, training
 
@@ -58,22 +61,11 @@ def test_load_model_errors_name_the_file(tmp_path):
         artifacts.load_model(tmp_path / "broken.keras")
 
 
-def test_load_or_create_cnn_rebuilds_a_missing_model(tmp_path, monkeypatch, trained_cnn):
-    monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
-    monkeypatch.setattr(
-        classifier, "train_cnn", lambda model, *a, **k: None
-    )  # the training itself is tested above
-    built = artifacts.load_or_create_cnn()
-    assert (tmp_path / "cnn.keras").is_file() and built.count_params() == 7554
-    artifacts.save_model(trained_cnn, tmp_path / "cnn.keras")
-    loaded = artifacts.load_or_create_cnn()
-    assert np.allclose(loaded.get_layer("conv1").kernel, trained_cnn.get_layer("conv1").kernel)
-
-
 def test_device_is_described():
-    assert "CPU" in config.describe_device() or "GPU" in config.describe_device()
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    expected = f"{gpus} GPU(s): " if gpus else f"CPU ({os.cpu_count()} cores visible)"
+    assert config.describe_device().startswith(expected)
     # One replica per GPU when there are several, else the one device.
-    gpus = len(tf.config.list_logical_devices("GPU"))
     assert training.distribution_strategy().num_replicas_in_sync == max(1, gpus)
 
 
