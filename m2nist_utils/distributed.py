@@ -6,8 +6,8 @@ strategy: ``training.distribution_strategy()`` on one machine, or TensorFlow's o
 Every worker runs the same command; each one computes the gradients of its share of every global batch,
 and an all-reduce keeps the weights identical everywhere. Only the chief writes ``--out``.
 
-- :func:`read_tf_config`: ``TF_CONFIG`` checked before TensorFlow starts (one clear error, no hang).
-- :func:`check_port_free`: the worker's own port, tried before TensorFlow's server takes it.
+- :func:`read_tf_config`, :func:`check_port_free`: ``TF_CONFIG`` and this task's port, checked before
+  TensorFlow starts (one clear error instead of a hang or a traceback).
 - :func:`cluster_strategy`: the strategy that ``TF_CONFIG`` asks for, or the single-machine one.
 - :func:`weights_digest`: a fingerprint of a model's weights, printed by every worker.
 - :func:`run_train`, :func:`add_train_parser`: the ``train`` command.
@@ -46,10 +46,6 @@ class ClusterTask:
         """The task that writes the model: the chief, or worker 0 in a cluster without one."""
         return self.task_type == "chief" or (not self.has_chief and self.index == 0)
 
-    @property
-    def name(self) -> str:
-        return f"{self.task_type} {self.index}"
-
 
 def read_tf_config(environ: dict[str, str] | None = None) -> ClusterTask | None:
     """This task's place in the cluster that ``TF_CONFIG`` describes; None when it is unset or empty.
@@ -74,9 +70,10 @@ def read_tf_config(environ: dict[str, str] | None = None) -> ClusterTask | None:
     seen: set[str] = set()
     for job, addresses in cluster.items():
         if job not in JOBS:
+            expected = " and/or ".join(JOBS)
             raise ValueError(
                 f"TF_CONFIG: cluster job {job!r} is not used by MultiWorkerMirroredStrategy "
-                f"(expected {' and/or '.join(JOBS)})"
+                f"(expected {expected})"
             )
         if not isinstance(addresses, list) or not addresses:
             raise ValueError(f"TF_CONFIG: cluster job {job!r} must list one or more 'host:port' addresses")
@@ -91,11 +88,10 @@ def read_tf_config(environ: dict[str, str] | None = None) -> ClusterTask | None:
     if task_type not in cluster:
         jobs = ", ".join(cluster)
         raise ValueError(f"TF_CONFIG: task type {task_type!r} is not a job of the cluster ({jobs})")
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[task_type]):
-        raise ValueError(
-            f"TF_CONFIG: task index {index!r} is out of range: job {task_type!r} has "
-            f"{len(cluster[task_type])} task(s), indices 0 to {len(cluster[task_type]) - 1}"
-        )
+    n = len(cluster[task_type])
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+        where = f"job {task_type!r} has {n} task(s), indices 0 to {n - 1}"
+        raise ValueError(f"TF_CONFIG: task index {index!r} is out of range: {where}")
     return ClusterTask(
         task_type, index, cluster[task_type][index], sum(map(len, cluster.values())), "chief" in cluster
     )
@@ -114,9 +110,9 @@ def check_port_free(task: ClusterTask) -> None:
     """Refuse to start when this task's port is taken: TensorFlow's server would fail or wait unhelpfully.
 
     TensorFlow's gRPC server listens on every interface at the address's port, so that is what is tried
-    (a port freed in the moment between this check and TensorFlow's start is not caught).
+    (a port taken between this check and TensorFlow's start is not caught).
     """
-    host, port = _parse_address(task.address, task.name)
+    host, port = _parse_address(task.address, "this task")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed socket's TIME_WAIT is no owner
@@ -124,10 +120,9 @@ def check_port_free(task: ClusterTask) -> None:
             probe.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
         except OSError as exc:
             busy = exc.errno == errno.EADDRINUSE
-            reason = "is already in use" if busy else f"cannot be opened ({exc.strerror})"
-            raise ValueError(
-                f"TF_CONFIG: port {port} of this task ({task.name}, {task.address}) {reason}"
-            ) from None
+            why = "is already in use" if busy else f"cannot be opened ({exc.strerror})"
+            who = f"{task.task_type} {task.index}, {task.address}"
+            raise ValueError(f"TF_CONFIG: port {port} of this task ({who}) {why}") from None
 
 
 def cluster_strategy(task: ClusterTask | None):
@@ -188,10 +183,7 @@ def weights_digest(model) -> str:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    """The ``train`` command: the final recipe in the strategy of this machine or cluster (see module doc).
-
-    Bad input raises ``ValueError`` before TensorFlow starts, so the command line prints one error line.
-    """
+    """The ``train`` command (see the module's docstring); bad input raises ValueError before TensorFlow."""
     out = Path(args.out)
     _check_out(out)
     task = read_tf_config()
@@ -208,22 +200,28 @@ def run_train(args: argparse.Namespace) -> None:
     replicas = strategy.num_replicas_in_sync
     global_batch = (args.batch_size or recipe["batch_size"]) * replicas
     learning_rate = args.learning_rate or _scaled_learning_rate(recipe, global_batch)
-    where = "one machine" if task is None else f"{task.name} of a {task.n_tasks}-task cluster"
-    print(f"{config.describe()} | {config.describe_device()}", flush=True)
-    print(
-        f"{type(strategy).__name__} on {where}: {replicas} replica(s) in sync; global batch "
-        f"{global_batch} = {global_batch // replicas} per replica x {replicas}; learning rate "
-        f"{learning_rate:.4g}; {epochs} epoch(s) of {images_per_epoch} images "
-        f"({math.ceil(images_per_epoch / global_batch)} steps each); mixed precision "
-        f"{'on' if args.mixed_precision else 'off'}; XLA {'on' if args.jit else 'off'}",
-        flush=True,
+    where = (
+        "one machine" if task is None else f"{task.task_type} {task.index} of a {task.n_tasks}-task cluster"
     )
+    print(f"{config.describe()} | {config.describe_device()}", flush=True)
+    scaled = "" if args.learning_rate else " (the recipe's, scaled with the global batch)"
+    steps = math.ceil(images_per_epoch / global_batch)
+    settings = [
+        f"{type(strategy).__name__} on {where}: {replicas} replica(s) in sync",
+        f"global batch {global_batch} = {global_batch // replicas} per replica x {replicas}",
+        f"learning rate {learning_rate:.4g}{scaled}",
+        f"{epochs} epoch(s) of {images_per_epoch} images ({steps} steps each)",
+        f"mixed precision {'on' if args.mixed_precision else 'off'}; XLA {'on' if args.jit else 'off'}",
+    ]
+    print("; ".join(settings), flush=True)
     cnn = artifacts.load_or_create_cnn(args.source, args.seed)  # float32: only its weights are used
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(args.seed)
     with strategy.scope():
         model = segmenter.build_fcn(cnn)
+    if task is not None:
+        _start_from_the_chiefs_weights(model, strategy)
     pool = mnist.split_pools(args.source, seed=args.seed)["train"]
     training.train_fcn(
         model,
@@ -260,12 +258,38 @@ def run_train(args: argparse.Namespace) -> None:
             artifacts.save_model(model, scratch / "fcn.keras")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        print(f"{task.name} done (the chief writes {out}); weights sha256 {digest}", flush=True)
+        print(
+            f"{task.task_type} {task.index} done (the chief writes {out}); weights sha256 {digest}",
+            flush=True,
+        )
+
+
+def _start_from_the_chiefs_weights(model, strategy) -> None:
+    """Give every worker the chief's initial weights, whatever CNN each machine holds.
+
+    TensorFlow broadcasts a variable's initial value from the chief, but ``build_fcn`` then assigns the
+    CNN's weights on each worker alone, and machines that each trained their own ``cnn.keras`` hold
+    different ones. Replica 0 (the chief's first device) sends its weights and every other replica zeros:
+    their all-reduced sum is the chief's weights, exactly.
+    """
+    from ._tf import tf
+
+    weights = model.get_weights()
+
+    def share(context):
+        chief = context.replica_id_in_sync_group == 0
+        return [tf.constant(w) if chief else tf.zeros(w.shape, w.dtype) for w in weights]
+
+    shares = strategy.experimental_distribute_values_from_function(share)
+    model.set_weights([strategy.reduce("SUM", s, axis=None).numpy() for s in shares])
 
 
 def _scaled_learning_rate(recipe: dict[str, object], global_batch: int) -> float:
-    """The recipe's learning rate for another global batch: x sqrt(batch ratio), the rule suited to Adam."""
-    return float(recipe["learning_rate"]) * math.sqrt(global_batch / int(recipe["batch_size"]))
+    """The recipe's learning rate x (global batch / the recipe's batch): linear scaling, as in notebook 06.
+
+    A step over k times the images stands for k steps, so it takes a k times longer stride.
+    """
+    return float(recipe["learning_rate"]) * global_batch / int(recipe["batch_size"])
 
 
 def _check_out(out: Path) -> None:
@@ -281,29 +305,20 @@ def _check_out(out: Path) -> None:
             break
 
 
-def _count(low: int):
-    """An argparse type: a whole number >= low (argparse's error then names the flag)."""
+def _number(kind: type, low: float, above: bool = False):
+    """An argparse type: an int or float >= low (> low with ``above``), so that the error names the flag."""
 
-    def parse(text: str) -> int:
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+            whole = "whole " if kind is int else ""
+            raise argparse.ArgumentTypeError(f"expected a {whole}number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'above' if above else 'at least'} {low}, got {text}")
         return value
 
     return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
@@ -315,22 +330,19 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         description="Train the final FCN (notebook 05's recipe); write DIR/fcn.keras and DIR/fcn_frozen.pb.",
     )
     train.add_argument("--out", required=True, help="folder for fcn.keras and fcn_frozen.pb (the chief's)")
-    train.add_argument("--epochs", type=_count(1), help=recipe)
-    train.add_argument("--images-per-epoch", type=_count(1), help=f"training images per epoch; {recipe}")
+    train.add_argument("--epochs", type=_number(int, 1), help=recipe)
     train.add_argument(
-        "--batch-size", type=_count(1), help=f"per replica; global batch = this x replicas; {recipe}"
+        "--images-per-epoch", type=_number(int, 1), help=f"training images per epoch; {recipe}"
     )
-    train.add_argument("--seed", type=_count(0), default=0, help="seed of the digit split, CNN and FCN")
     train.add_argument(
-        "--learning-rate",
-        type=_positive_float,
-        help="default: the recipe's, x sqrt(global batch / the recipe's batch of 32)",
+        "--batch-size", type=_number(int, 1), help=f"per replica; global batch = this x replicas; {recipe}"
     )
+    train.add_argument("--seed", type=_number(int, 0), default=0, help="seed of the digit split, CNN and FCN")
+    scaling = "default: the recipe's, x global batch / the recipe's batch (32): linear scaling"
+    train.add_argument("--learning-rate", type=_number(float, 0, above=True), help=scaling)
     train.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (pays off on GPUs)")
-    train.add_argument(
-        "--jit", action="store_true", help="compile the training step with XLA (off by default, as Keras "
-        "leaves it under a tf.distribute strategy)"
-    )
+    xla = "compile the training step with XLA (off by default, as Keras leaves it under a strategy)"
+    train.add_argument("--jit", action="store_true", help=xla)
     train.add_argument("--source", default="auto", help="MNIST digits: sample | keras | auto | PATH")
     train.set_defaults(run=run_train)
     return train
