@@ -329,20 +329,22 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         help="train the final FCN; joins a MultiWorkerMirroredStrategy cluster when TF_CONFIG is set",
         description="Train the final FCN (notebook 05's recipe); write DIR/fcn.keras and DIR/fcn_frozen.pb.",
     )
-    train.add_argument("--out", required=True, help="folder for fcn.keras and fcn_frozen.pb (the chief's)")
-    train.add_argument("--epochs", type=_number(int, 1), help=recipe)
-    train.add_argument(
-        "--images-per-epoch", type=_number(int, 1), help=f"training images per epoch; {recipe}"
-    )
-    train.add_argument(
-        "--batch-size", type=_number(int, 1), help=f"per replica; global batch = this x replicas; {recipe}"
-    )
-    train.add_argument("--seed", type=_number(int, 0), default=0, help="seed of the digit split, CNN and FCN")
+    out = "folder for fcn.keras and fcn_frozen.pb (written by the chief)"
+    train.add_argument("--out", metavar="DIR", required=True, help=out)
+    for flag, metavar, text in [
+        ("--epochs", "E", recipe),
+        ("--images-per-epoch", "N", f"training images per epoch; {recipe}"),
+        ("--batch-size", "B", f"per replica; global batch = this x replicas; {recipe}"),
+    ]:
+        train.add_argument(flag, metavar=metavar, type=_number(int, 1), help=text)
+    seed = "seed of the digit split, CNN and FCN"
+    train.add_argument("--seed", metavar="S", type=_number(int, 0), default=0, help=seed)
     scaling = "default: the recipe's, x global batch / the recipe's batch (32): linear scaling"
-    train.add_argument("--learning-rate", type=_number(float, 0, above=True), help=scaling)
+    train.add_argument("--learning-rate", metavar="LR", type=_number(float, 0, above=True), help=scaling)
     train.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (pays off on GPUs)")
     xla = "compile the training step with XLA (off by default, as Keras leaves it under a strategy)"
     train.add_argument("--jit", action="store_true", help=xla)
-    train.add_argument("--source", default="auto", help="MNIST digits: sample | keras | auto | PATH")
+    source = "MNIST digits: sample | keras | auto | PATH"
+    train.add_argument("--source", metavar="SRC", default="auto", help=source)
     train.set_defaults(run=run_train)
     return train
