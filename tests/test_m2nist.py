@@ -334,22 +334,34 @@ def broken_split(data: m2nist.Split, pool: m2nist.DigitPool, fault: str) -> m2ni
     elif fault == "no_overlap":  # one stroke pixel lost (image and mask agree that it is background)
         y, x = np.argwhere(digit)[0]
         images[0, y, x], class_maps[0, y, x] = 0, m2nist.BACKGROUND
-    elif fault == "labels_match":  # a digit painted as a class that was not placed
-        other = next(c for c in range(10) if c not in labels)
-        class_maps[0][digit] = other
+    elif fault == "labels_match":  # one stroke pixel painted as a class that was not placed
+        y, x = np.argwhere(digit)[0]
+        class_maps[0, y, x] = next(c for c in range(10) if c not in labels)
+    elif fault == "labels_match_missing":  # a placed digit painted as its neighbour: its class is missing
+        class_maps[0][digit] = labels[1]
     elif fault == "digit_count_in_range":  # an image with no digit at all (and nothing in it)
         images[0], class_maps[0], sources[0] = 0, m2nist.BACKGROUND, -1
     return m2nist.Split(images, class_maps, sources)
 
 
 @pytest.mark.parametrize(
-    "fault", ["one_hot", "background_is_complement", "no_overlap", "labels_match", "digit_count_in_range"]
+    "fault",
+    [
+        "one_hot",
+        "background_is_complement",
+        "no_overlap",
+        "labels_match",
+        "labels_match_missing",
+        "digit_count_in_range",
+    ],
 )
 def test_each_invariant_catches_its_own_fault(pools, fault):
     data = m2nist.compose_images(pools["train"], 20, seed=4)
+    first = pools["train"].labels[data.sources[0][data.sources[0] >= 0]]
+    assert len(set(first)) >= 2  # image 0 holds two digits of two classes (labels_match_missing needs it)
     assert all(m2nist.check_invariants(data, pools["train"]).values())
     report = m2nist.check_invariants(broken_split(data, pools["train"], fault), pools["train"])
-    assert report == {key: key != fault for key in report}
+    assert report == {key: key != fault.removesuffix("_missing") for key in report}
 
 
 def test_four_digits_break_the_count_invariant_only(pools):
@@ -359,21 +371,22 @@ def test_four_digits_break_the_count_invariant_only(pools):
 
 
 def test_dataset_stats_by_hand():
-    # Two images: one digit 3 of 4 pixels, and two digits (7: 2 pixels, 0: 1 pixel); 2 x 64 x 84 pixels.
-    class_maps = np.full((2, 64, 84), m2nist.BACKGROUND, np.uint8)
+    # Two 4x5 maps (40 pixels): one digit 3 of 4 pixels (pool index 0); three digits, a 7 of 2 pixels,
+    # a 0 of 1 and another 7 of 1. Small maps, so that every count moves the rounded percentages.
+    class_maps = np.full((2, 4, 5), m2nist.BACKGROUND, np.uint8)
     class_maps[0, :2, :2] = 3
-    class_maps[1, 10, :2] = 7
-    class_maps[1, 20, 20] = 0
-    sources = np.array([[5, -1, -1], [8, 9, -1]], np.int32)
+    class_maps[1, 0, :2] = 7
+    class_maps[1, 2, 2] = 0
+    class_maps[1, 3, 4] = 7
+    sources = np.array([[0, -1, -1], [8, 9, 4]], np.int32)
     stats = m2nist.dataset_stats(m2nist.Split((class_maps != 10).astype(np.uint8), class_maps, sources))
-    total = 2 * 64 * 84
     expected_share = [0.0] * 10
-    expected_share[3], expected_share[7], expected_share[0] = (round(100 * n / total, 2) for n in (4, 2, 1))
+    expected_share[3], expected_share[7], expected_share[0] = 10.0, 7.5, 2.5
     assert stats == {
         "images": 2,
-        "digits_per_image": {1: 1, 2: 1, 3: 0},
+        "digits_per_image": {1: 1, 2: 0, 3: 1},
         "pixel_share_per_digit_pct": expected_share,
-        "background_pct": round(100 * (total - 7) / total, 2),
+        "background_pct": 80.0,
     }
 
 
