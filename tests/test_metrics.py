@@ -73,7 +73,7 @@ def test_per_image_iou_by_hand():
     scores = metrics.per_image_iou(true, pred)
     # Image 1: IoU(5) = 1 / 2, IoU(6) = 0 / 1; background is not averaged in.
     assert scores.tolist() == pytest.approx([1.0, 1 / 4, 0.0, 1.0])
-    assert np.argsort(scores, kind="stable")[:2].tolist() == [2, 1]  # worst first, as notebook 06 ranks
+    assert np.argsort(scores, kind="stable")[:2].tolist() == [2, 1]  # worst first, as notebook 07 ranks
 
 
 def test_digit_borders_by_hand():
@@ -126,3 +126,25 @@ def test_hand_written_iou_agrees_with_keras():
         else:
             assert ours[c] == pytest.approx(float(reference.result()), abs=1e-6), c
     assert ours[4] == 0
+
+
+def test_segmentation_scores_agree_with_keras():
+    import keras
+
+    rng = np.random.default_rng(1)
+    true = rng.integers(0, 11, (4, 64, 84)).astype(np.uint8)
+    true[true == 6] = 10  # a digit class absent from the truth, sometimes predicted: IoU 0, in the mean
+    pred = np.where(rng.random(true.shape) < 0.7, true, rng.integers(0, 11, true.shape)).astype(np.uint8)
+    true[true == 8], pred[pred == 8] = 10, 10  # absent from both: left out of the mean, by keras too
+
+    def keras_iou(t, p, num_classes, ids):
+        metric = keras.metrics.IoU(num_classes=num_classes, target_class_ids=ids)
+        metric.update_state(t.ravel(), p.ravel())
+        return float(metric.result())
+
+    scores = metrics.segmentation_scores(true, pred)
+    assert scores["mean_iou"] == pytest.approx(keras_iou(true, pred, 11, list(range(10))), abs=1e-6)
+    assert scores["background_iou"] == pytest.approx(keras_iou(true, pred, 11, [10]), abs=1e-6)
+    digit_iou = keras_iou((true < 10).astype(int), (pred < 10).astype(int), 2, [1])
+    assert scores["digit_iou"] == pytest.approx(digit_iou, abs=1e-6)
+    assert scores["per_class_iou"][6] == 0 and np.isnan(scores["per_class_iou"][8])
