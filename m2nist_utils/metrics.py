@@ -93,7 +93,7 @@ def evaluate_segmentation(predict, images: np.ndarray, class_maps: np.ndarray, b
 def per_image_iou(true_maps: np.ndarray, pred_maps: np.ndarray) -> np.ndarray:
     """Mean IoU of each image over the digit classes present in its truth or prediction: float (N,).
 
-    Used to rank images from worst to best (notebook 06). An image with no digit anywhere scores 1.
+    Used to rank images from worst to best (notebook 07). An image with no digit anywhere scores 1.
     """
     scores = np.ones(len(true_maps))
     for i, (true, pred) in enumerate(zip(true_maps, pred_maps)):

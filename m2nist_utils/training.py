@@ -195,3 +195,82 @@ ABLATION_BUDGET: dict[str, object] = {
     "learning_rate": 8e-3,
     "fresh": False,
 }
+
+
+def time_configuration(
+    cnn: keras.Model,
+    train_pool: DigitPool,
+    validation: tuple[np.ndarray, np.ndarray],
+    strategy: tf.distribute.Strategy | None = None,
+    precision: str = "float32",
+    jit_compile: bool | str = False,
+    epochs: int = 3,
+    images_per_epoch: int = 4_000,
+    per_replica_batch: int = 32,
+    learning_rate: float | None = None,
+    seed: int = 0,
+) -> dict[str, object]:
+    """Train a fresh ``build_fcn(cnn)`` under one configuration and time its epochs (notebook 06).
+
+    The global batch is ``per_replica_batch`` x the strategy's replicas, and by default the final recipe's
+    learning rate is scaled by the same factor (linear scaling: one step stands for that many). The
+    dtype policy ``precision`` holds while the model is built and trained, then goes back to float32.
+
+    Args:
+        validation: (images uint8 (N, 64, 84), class maps uint8 (N, 64, 84)), scored once after training.
+        strategy: the model is built and trained in its scope; by default the current (default) one.
+        precision: a Keras dtype policy, ``"float32"`` or ``"mixed_float16"``.
+        learning_rate: the peak learning rate; by default ``FCN_RECIPE["learning_rate"]`` x replicas.
+
+    Returns:
+        ``replicas``, ``global_batch``, ``learning_rate``, ``precision``, ``xla`` (whether Keras really
+        compiled with XLA: it turns ``jit_compile=True`` off, with a warning, under op determinism),
+        ``epoch_s`` (the fastest epoch after the first, which also traces and compiles), ``images_per_s``
+        and ``val_mean_iou``.
+    """
+    from .segmenter import build_fcn, evaluate_fcn  # not at the top: the lead's imports live there
+
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if learning_rate is None:
+        learning_rate = float(FCN_RECIPE["learning_rate"]) * replicas
+    timer = EpochTimer()
+    row: dict[str, object] = {
+        "replicas": replicas,
+        "global_batch": per_replica_batch * replicas,
+        "learning_rate": learning_rate,
+        "precision": precision,
+    }
+    keras.utils.set_random_seed(seed)  # every configuration starts from the same initial weights
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        with strategy.scope():
+            model = build_fcn(cnn)
+        train_fcn(
+            model, train_pool, epochs=epochs, images_per_epoch=images_per_epoch,
+            batch_size=per_replica_batch * replicas, learning_rate=learning_rate, distort=True, seed=seed,
+            verbose=0, callbacks=[timer], jit_compile=jit_compile,
+        )  # fmt: skip
+    except tf.errors.InvalidArgumentError as error:  # e.g. XLA with replicas on logical CPU devices
+        return {**row, "xla": bool(model.jit_compile), "error": _root_cause(error.message)}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    epoch_s = min(timer.seconds[1:] or timer.seconds)
+    return {
+        **row,
+        "xla": bool(model.jit_compile),
+        "epoch_s": round(epoch_s, 2),
+        "images_per_s": round(images_per_epoch / epoch_s),
+        "val_mean_iou": round(float(evaluate_fcn(model, *validation)["mean_iou"]), 4),
+    }
+
+
+def _root_cause(message: str) -> str:
+    """The first root error of a TensorFlow error message, without traceback, sources and job prefixes."""
+    import re
+
+    noise = re.compile(r"^(Graph execution error|Detected at node|File |Cf\. |\[\[|\d+ root error|$)")
+    lines = [line.strip() for line in message.splitlines()]
+    cause = next((line for line in lines if not noise.match(line)), message.strip())
+    cause = re.sub(r"^\(\d+\) \w+:\s*|\s*\(defined @ [^)]*\)", "", cause)
+    return cause.replace("/job:localhost/replica:0/task:0/", "/").strip()
