@@ -203,7 +203,7 @@ def load_or_create_cnn(source: str | None = "auto", seed: int = 0, verbose: int 
     """``models/cnn.keras``, trained with :data:`classifier.CNN_RECIPE` (and saved) first when needed."""
 
     def create() -> keras.Model:
-        keras.utils.set_random_seed(seed)
+        config.seed_everything(seed)  # the same weights whenever it is rebuilt
         model = classifier.build_cnn()
         classifier.train_cnn(model, split_pools(source, seed=seed), seed=seed, verbose=verbose)
         return model
@@ -240,7 +240,7 @@ def load_or_create_fcn(source: str | None = "auto", seed: int = 0, verbose: int 
 
     def create() -> keras.Model:
         cnn = load_model(cnn_path())
-        keras.utils.set_random_seed(seed)
+        config.seed_everything(seed)
         with training.distribution_strategy().scope():
             model = segmenter.build_fcn(cnn)
         pool = split_pools(source, seed=seed)["train"]

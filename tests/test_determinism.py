@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from m2nist_utils import classifier, config, m2nist, segmenter, training
+import functools
+
+from m2nist_utils import artifacts, classifier, config, m2nist, segmenter, training
 from m2nist_utils.mnist import DigitPool
 
 import numpy as np
 import pytest
-from tensorflow.python.framework.config import is_op_determinism_enabled
+from tensorflow.python.framework import config as tf_config
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 
 def test_seed_everything_turns_op_determinism_on():
     config.seed_everything(0)
-    assert is_op_determinism_enabled()
+    assert tf_config.is_op_determinism_enabled()
 
 
 def test_cnn_trained_twice_with_one_seed_has_identical_weights(few_digits):
@@ -61,3 +63,23 @@ def test_fcn_trained_twice_with_one_seed_has_identical_weights_and_scores(pools)
     (first, first_scores), (again, again_scores), (other, _) = runs
     assert same(first, again) and first_scores == again_scores
     assert not same(first, other)
+
+
+@pytest.fixture
+def fresh_process():
+    """Op determinism off, as a notebook's or the CLI's process starts (seed_everything leaves it on)."""
+    was = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    yield
+    if was:
+        tf_config.enable_op_determinism()
+
+
+def test_the_cached_cnn_trains_the_same_weights_again(fresh_process, few_digits, tmp_path, monkeypatch):
+    # load_or_create_cnn seeds itself: a deleted cnn.keras comes back bit for bit (one short epoch here).
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(artifacts, "split_pools", lambda source, seed=0: few_digits)
+    monkeypatch.setattr(classifier, "train_cnn", functools.partial(classifier.train_cnn, epochs=1))
+    first = artifacts.load_or_create_cnn(source="sample").get_weights()
+    artifacts.cnn_path().unlink()
+    assert same(first, artifacts.load_or_create_cnn(source="sample").get_weights())
