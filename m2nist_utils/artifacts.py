@@ -205,7 +205,8 @@ def load_or_create_cnn(source: str | None = "auto", seed: int = 0, verbose: int 
     def create() -> keras.Model:
         config.seed_everything(seed)  # the same weights whenever it is rebuilt
         model = classifier.build_cnn()
-        classifier.train_cnn(model, split_pools(source, seed=seed), seed=seed, verbose=verbose)
+        pools = split_pools(source, seed=seed)
+        classifier.train_cnn(model, pools, seed=seed, verbose=verbose, **classifier.CNN_RECIPE)
         return model
 
     return load_or_create(cnn_path(), cnn_key(source, seed), create, save_model, load_model)

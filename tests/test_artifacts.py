@@ -119,6 +119,9 @@ def trainings(monkeypatch):
     def stub(kind):
         def train(model, *args, **kwargs):
             calls.append(kind)
+            recipe = classifier.CNN_RECIPE if kind == "cnn" else training.FCN_RECIPE
+            # The recipe in the key is the one trained with (not defaults bound when the module loaded).
+            assert {name: kwargs.get(name) for name in recipe} == recipe
             first = model.trainable_weights[0]
             first.assign(first + len(calls))  # a different model each time, as a real training gives
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from m2nist_utils import artifacts, classifier, config, m2nist, segmenter, training
 from m2nist_utils.mnist import DigitPool
 
@@ -79,7 +77,7 @@ def test_the_cached_cnn_trains_the_same_weights_again(fresh_process, few_digits,
     # load_or_create_cnn seeds itself: a deleted cnn.keras comes back bit for bit (one short epoch here).
     monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
     monkeypatch.setattr(artifacts, "split_pools", lambda source, seed=0: few_digits)
-    monkeypatch.setattr(classifier, "train_cnn", functools.partial(classifier.train_cnn, epochs=1))
+    monkeypatch.setitem(classifier.CNN_RECIPE, "epochs", 1)
     first = artifacts.load_or_create_cnn(source="sample").get_weights()
     artifacts.cnn_path().unlink()
     assert same(first, artifacts.load_or_create_cnn(source="sample").get_weights())
