@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from m2nist_utils import artifacts, config, mnist, results, segmenter, training
+    from m2nist_utils import artifacts, config, mnist, pipeline, results, segmenter, training
     from m2nist_utils._tf import keras
 
     print(f"device: {config.describe_device()} | {config.describe()} | {config.describe_versions()}")
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> None:
             optimizer=keras.optimizers.Adam(args.unet_lr), loss=keras.losses.SparseCategoricalCrossentropy()
         )
     unet_log = step_log(recipe["images_per_epoch"], recipe["batch_size"], budget_seconds=budget)
-    data = training.m2nist_dataset(
+    data = pipeline.training_dataset(
         pool, recipe["images_per_epoch"], recipe["batch_size"], fresh=True, seed=args.seed, distort=True
     )
     start = time.perf_counter()

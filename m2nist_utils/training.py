@@ -2,7 +2,6 @@
 
 - :func:`distribution_strategy`: what the model is built and trained in.
 - :func:`distort_digits`: slightly rotated, scaled and sheared copies of a digit pool.
-- :func:`m2nist_dataset`: training batches composed afresh every epoch.
 - :func:`train_fcn`: per-pixel cross-entropy, Adam and a cosine learning rate.
 - :data:`FCN_RECIPE`, :data:`ABLATION_BUDGET`: the final recipe and the ablation's equal budget.
 """
@@ -14,9 +13,9 @@ import time
 
 import numpy as np
 
-from . import config
+from . import config, pipeline
 from ._tf import keras, tf
-from .m2nist import HEIGHT, N_CLASSES, PIXEL_MAX, WIDTH, compose_images, to_input
+from .m2nist import N_CLASSES, to_input
 from .mnist import DigitPool
 from .segmenter import digits_only_loss
 
@@ -64,61 +63,11 @@ def distort_digits(pool: DigitPool, seed: int, strength: float = 1.0) -> DigitPo
     """
     rng = np.random.default_rng(seed)
     n = len(pool.images)
-    angle = np.deg2rad(rng.uniform(-12, 12, n) * strength)
-    scale = 1 + rng.uniform(-0.1, 0.1, n) * strength
-    shear = rng.uniform(-0.2, 0.2, n) * strength
-    cos, sin = np.cos(angle), np.sin(angle)
-    # Each row maps an output pixel back to the input pixel it samples, about the centre (13.5, 13.5).
-    a0, a1 = cos / scale, (shear * cos - sin) / scale
-    b0, b1 = sin / scale, (cos + shear * sin) / scale
-    a2, b2 = 13.5 * (1 - a0 - a1), 13.5 * (1 - b0 - b1)
-    zeros = np.zeros(n)
-    transforms = np.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1).astype(np.float32)
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=tf.constant(pool.images[..., None], tf.float32),
-        transforms=transforms,
-        output_shape=[28, 28],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="CONSTANT",
-    )
-    return DigitPool(np.clip(np.round(warped.numpy()[..., 0]), 0, PIXEL_MAX).astype(np.uint8), pool.labels)
-
-
-def m2nist_dataset(
-    pool: DigitPool,
-    images_per_epoch: int,
-    batch_size: int = 32,
-    fresh: bool = True,
-    seed: int = 0,
-    distort: bool = False,
-) -> tf.data.Dataset:
-    """Training batches (images float32 (B, 64, 84, 1) in [0, 1], class maps int32 (B, 64, 84)).
-
-    With ``fresh=True`` every epoch composes new images from the digit pool (tf.data calls the generator
-    again for each pass), so the network never sees the same scene twice; otherwise one fixed set repeats.
-    ``distort=True`` also redraws a slightly rotated, scaled and sheared copy of each digit every epoch.
-    """
-    epochs = iter(range(10**9))
-
-    def scenes():
-        epoch = next(epochs) if fresh else 0
-        digits = distort_digits(pool, seed * 1_000_003 + epoch) if distort else pool
-        data = compose_images(digits, images_per_epoch, seed=seed * 1_000_003 + epoch)
-        order = np.random.default_rng(seed + epoch).permutation(images_per_epoch)
-        for start in range(0, images_per_epoch, batch_size):
-            idx = order[start : start + batch_size]
-            images = to_input(data.images[idx])
-            yield images, data.class_maps[idx].astype(np.int32)
-
-    signature = (
-        tf.TensorSpec((None, HEIGHT, WIDTH, 1), tf.float32),
-        tf.TensorSpec((None, HEIGHT, WIDTH), tf.int32),
-    )
-    steps = int(np.ceil(images_per_epoch / batch_size))
-    dataset = tf.data.Dataset.from_generator(scenes, output_signature=signature)
-    # A known length lets Keras count steps per epoch instead of warning that the data "ran out".
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+    angle = rng.uniform(-pipeline.ROTATION, pipeline.ROTATION, n) * strength
+    scale = 1 + rng.uniform(-pipeline.SCALE, pipeline.SCALE, n) * strength
+    shear = rng.uniform(-pipeline.SHEAR, pipeline.SHEAR, n) * strength
+    warped = pipeline.distort_with(pool.images, angle, scale, shear)
+    return DigitPool(warped.numpy().astype(np.uint8), pool.labels)
 
 
 def train_fcn(
@@ -155,7 +104,10 @@ def train_fcn(
     steps = epochs * int(np.ceil(images_per_epoch / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
     n_classes = model.output_shape[-1]
-    data = m2nist_dataset(train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort)
+    # Composed and distorted by tf.data on every core, streaming from the first batch (pipeline.py).
+    data = pipeline.training_dataset(
+        train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort
+    )
     val = None
     if validation is not None:
         images, class_maps = validation

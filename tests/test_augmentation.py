@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from m2nist_utils import classifier, training
+from m2nist_utils import classifier, pipeline, training
 from m2nist_utils.mnist import DigitPool
 
 import keras
@@ -108,12 +108,12 @@ def test_distortion_is_seeded_and_strength_zero_is_the_identity(digits):
 
 
 def first_batch(pool: DigitPool, **kwargs) -> tuple[np.ndarray, np.ndarray]:
-    dataset = training.m2nist_dataset(pool, images_per_epoch=8, batch_size=8, seed=0, **kwargs)
+    dataset = pipeline.training_dataset(pool, images_per_epoch=8, batch_size=8, seed=0, **kwargs)
     images, maps = next(iter(dataset))
     return images.numpy()[..., 0], maps.numpy()
 
 
-def test_m2nist_dataset_distorts_its_digits_when_asked(digits):
+def test_training_dataset_distorts_its_digits_when_asked(digits):
     plain_images, _ = first_batch(digits)
     images, maps = first_batch(digits, distort=True)
     assert not np.array_equal(images, plain_images)
@@ -122,7 +122,7 @@ def test_m2nist_dataset_distorts_its_digits_when_asked(digits):
 
 
 def test_train_fcn_passes_distort_to_its_data(monkeypatch, digits):
-    real = training.m2nist_dataset
+    real = pipeline.training_dataset
     seen = []
 
     def spy(*args, **kwargs):
@@ -131,7 +131,7 @@ def test_train_fcn_passes_distort_to_its_data(monkeypatch, digits):
         seen.append(bound.arguments["distort"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "m2nist_dataset", spy)
+    monkeypatch.setattr(pipeline, "training_dataset", spy)
     keras.utils.set_random_seed(0)
     inputs = keras.Input((64, 84, 1))
     model = keras.Model(inputs, keras.layers.Conv2D(11, 1, activation="softmax")(inputs))

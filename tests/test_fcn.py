@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m2nist_utils import artifacts, classifier, config, freeze, m2nist, segmenter, surgery, training
+from m2nist_utils import artifacts, classifier, config, freeze, m2nist, pipeline, segmenter, surgery, training
 
 import keras
 import numpy as np
@@ -117,11 +117,11 @@ def test_article_model_without_the_prior_never_says_background(frozen_features, 
 
 
 def test_training_data_is_fresh_every_epoch(pools):
-    data = training.m2nist_dataset(pools["train"], images_per_epoch=8, batch_size=4)
+    data = pipeline.training_dataset(pools["train"], images_per_epoch=8, batch_size=4)
     first = np.concatenate([x for x, _ in data])
     second = np.concatenate([x for x, _ in data])
     assert first.shape == (8, 64, 84, 1) and not np.array_equal(first, second)
-    fixed = training.m2nist_dataset(pools["train"], images_per_epoch=8, batch_size=4, fresh=False)
+    fixed = pipeline.training_dataset(pools["train"], images_per_epoch=8, batch_size=4, fresh=False)
     assert np.array_equal(np.concatenate([x for x, _ in fixed]), np.concatenate([x for x, _ in fixed]))
 
 
