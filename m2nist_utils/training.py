@@ -17,7 +17,7 @@ from . import config, pipeline
 from ._tf import keras, tf
 from .m2nist import N_CLASSES, to_input
 from .mnist import DigitPool
-from .segmenter import digits_only_loss
+from .segmenter import build_fcn, digits_only_loss, evaluate_fcn
 
 
 @functools.cache
@@ -99,7 +99,8 @@ def train_fcn(
             cross-entropy for 11 classes and :func:`digits_only_loss` for 10.
         batch_size: the global batch, split over the strategy's replicas.
         jit_compile: compile the training step with XLA (``True``), not (``False``), or let Keras decide
-            (``"auto"``: XLA where there is a GPU, not on a CPU-only machine).
+            (``"auto"``: XLA only with a GPU, and never for a model built in a ``tf.distribute`` scope).
+            Under op determinism (``config.seed_everything``) Keras turns XLA off, with a warning.
     """
     steps = epochs * int(np.ceil(images_per_epoch / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
@@ -180,8 +181,6 @@ def time_configuration(
         ``epoch_s`` (the fastest epoch after the first, which also traces and compiles), ``images_per_s``
         and ``val_mean_iou``.
     """
-    from .segmenter import build_fcn, evaluate_fcn  # not at the top: the lead's imports live there
-
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     if learning_rate is None:
