@@ -53,8 +53,10 @@ format: install
 clean-artifacts:
 	rm -rf data models
 
-## Speed of the final FCN (training per epoch, inference Keras vs frozen graph): a table, results/bench.json.
+## Speed of the input pipeline (distorted images with class maps per second, no model) and of the final FCN
+## (training per epoch, inference Keras vs frozen graph): tables, results/bench.json.
 bench: install
+	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_fcn.py
 
 ## The Keras example's U-Net trained as long as our FCN on the same data, both scored on the test split:

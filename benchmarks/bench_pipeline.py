@@ -3,7 +3,8 @@
 Run with `make bench` (or `.venv/bin/python benchmarks/bench_pipeline.py`). Both deliver batches of distorted
 64x84 images with their class maps, no model, with the final recipe's epoch size and batch size. Prints
 `input pipeline: N images/s` (median of rounds), the old generator's figure and how long each takes to
-deliver its first batch; asserts nothing. Target (issue 11): at least 10,000 images/s on 2 CPU cores.
+deliver its first batch, and writes them to ``results/input_pipeline.json``; asserts nothing.
+Target (issue 11): at least 10,000 images/s on 2 CPU cores.
 The old generator distorts the whole pool every epoch, so its figure falls as the pool grows (the offline
 sample holds 3,500 training digits, MNIST 54,000); the pipeline distorts only the digits it places.
 """
@@ -14,7 +15,7 @@ import argparse
 import os
 import time
 
-from m2nist_utils import config, m2nist, mnist, pipeline, training
+from m2nist_utils import config, m2nist, mnist, pipeline, results, training
 from m2nist_utils._tf import tf
 
 import numpy as np
@@ -72,6 +73,21 @@ def main() -> None:
     print(f"old generator: {old_rate:,.0f} images/s (the pipeline is {rate / old_rate:.1f}x as fast)")
     print(f"first batch after {new_first:.2f} s (old generator: {old_first:.2f} s)")
     print("target: at least 10,000 images/s on 2 CPU cores")
+    path = results.save_results(
+        "input_pipeline",
+        {
+            "mode": config.mode(),
+            "device": config.describe_device(),
+            "pool_digits": len(pool.images),
+            "images_per_epoch": images,
+            "batch_size": batch_size,
+            "images_per_s": round(rate),
+            "old_generator_images_per_s": round(old_rate),
+            "first_batch_s": new_first,
+            "old_first_batch_s": old_first,
+        },
+    )
+    print("wrote", path)
 
 
 if __name__ == "__main__":
