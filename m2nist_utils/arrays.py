@@ -3,6 +3,7 @@
 :func:`load_npy` checks a ``.npy`` header against the bytes that follow it, and against the memory
 available, before allocating anything; :func:`as_uint8` converts to uint8 only what converts without loss.
 Errors are ``ValueError`` naming the file.
+:func:`available_memory` and :func:`check_memory` say whether an array of a given size fits in memory.
 """
 
 from __future__ import annotations

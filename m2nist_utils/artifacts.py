@@ -1,16 +1,17 @@
 """Artifacts: where the series keeps its data and models, and the caches that rebuild them (every notebook).
 
-- :func:`load_or_create`: the one cache rule. An artifact is reused only when the key recorded beside it
-  (``<file>.key.json``: everything that made it) equals the key asked for and the file loads; otherwise it
-  is rebuilt and saved with its key. A missing, damaged or stale artifact is therefore rebuilt, never
-  silently reused: a quick-mode model is not a full-mode one, and a frozen graph whose ``.keras`` file was
-  retrained is frozen again.
+- :func:`load_or_create`, :func:`store`, :func:`key_path`, :func:`file_digest`: the one cache rule. An
+  artifact is reused only when the key recorded beside it (``<file>.key.json``: everything that made it)
+  equals the key asked for and the file loads; otherwise it is rebuilt and saved with its key. A missing,
+  damaged or stale artifact is therefore rebuilt, never silently reused: a quick-mode model is not a
+  full-mode one, and a frozen graph whose ``.keras`` file was retrained is frozen again.
 - :func:`dataset_path`, :func:`load_or_create_split`: the cached M2NIST splits in ``data/``.
 - :func:`save_model`, :func:`load_model`: Keras models, written atomically, with errors that name the file.
-- :func:`cnn_path`, :func:`save_cnn`, :func:`load_or_create_cnn`: the pretrained classifier (notebook 02).
-- :func:`load_or_create_frozen_cnn`: its frozen graph (notebook 03).
-- :func:`fcn_path`, :func:`fcn_frozen_path`, :func:`save_fcn`, :func:`load_or_create_fcn`: our FCN and its
-  frozen twin (notebook 05).
+- :func:`cnn_path`, :func:`cnn_key`, :func:`save_cnn`, :func:`load_or_create_cnn`: the pretrained
+  classifier (notebook 02).
+- :func:`cnn_frozen_path`, :func:`load_or_create_frozen_cnn`: its frozen graph (notebook 03).
+- :func:`fcn_path`, :func:`fcn_frozen_path`, :func:`fcn_key`, :func:`save_fcn`, :func:`load_or_create_fcn`:
+  our FCN and its frozen twin (notebook 05).
 """
 
 from __future__ import annotations

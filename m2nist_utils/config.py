@@ -9,6 +9,10 @@ Introduced in notebook 01. Environment variables:
   to the current directory, so that the notebooks (run in ``notebooks/``) and the command line (run at
   the root) mean the same folder; where the package is not installed from a checkout, the repository
   root is the current directory at import.
+
+Contents: :data:`QUICK`, :data:`HOME` and the folders (:data:`DATA_DIR`, :data:`MODELS_DIR`,
+:data:`IMG_DIR`, :data:`RESULTS_DIR`), :data:`N_IMAGES`; :func:`mode`, :func:`describe`,
+:func:`describe_device`, :func:`describe_versions`, :func:`seed_everything`.
 """
 
 from __future__ import annotations

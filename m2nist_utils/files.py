@@ -6,6 +6,9 @@ the user's umask permissions and are fsynced before the rename, so a crash or po
 artifact or the new one. The temporaries of target ``<name>`` are ``.<name>.tmp-*`` beside it: a failing
 save removes its own, and every save removes those that an earlier, killed save left (a save holds a lock
 on its temporary, so one still being written by a live process is left alone).
+
+- :func:`atomic_save`, :func:`atomic_save_to_path`: one file; :func:`atomic_save_folder`: a set of files.
+- :func:`folder_identity`: tells whether a folder was swapped while it was read.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ Introduced in notebook 03; notebook 04 cuts the frozen CNN open, notebook 05 fre
 
 Every layer of the frozen model gets a stable node of its own name (an ``Identity`` on the layer's
 output), so ``pool2`` can be fetched as ``pool2:0`` whatever suffixes TensorFlow gave the ops around it.
+
+- :func:`freeze_model`, :func:`read_graph_def`: write a model as a ``.pb`` (and ``.pbtxt``), read one back.
+- :data:`ALLOWED_OPS`, :func:`check_ops`: the ops a graph may hold before anything of it is imported.
+- :func:`load_frozen_graph`: a graph's tensors as a callable; :func:`count_parameters`, :func:`graph_nodes`,
+  :func:`node_table`: what a graph holds.
 """
 
 from __future__ import annotations

@@ -10,6 +10,12 @@ A pixel belongs to a digit when that digit's MNIST image is non-zero there ("ink
 background. Digits are placed untransformed so that their ink bounding boxes never touch, which keeps
 strokes from overlapping. ``article_generator`` re-implements the original article's generator, for
 measuring what it overlapped and dropped (notebook 01).
+
+Contents: the facts (:data:`HEIGHT`, :data:`WIDTH`, :data:`N_CLASSES`, :data:`BACKGROUND`,
+:data:`MAX_DIGITS`, :data:`PIXEL_MAX`, :func:`to_input`); the generator (:class:`Split`, :func:`ink_boxes`,
+:func:`compose_images`, :func:`place_boxes`); the format (:func:`to_one_hot`, :func:`to_class_map`,
+:func:`save_m2nist`, :func:`load_m2nist`); checks and statistics (:func:`check_invariants`,
+:func:`dataset_stats`, :func:`generator_stats`).
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 Segmentation IoU is **pooled**: intersections and unions are summed over all evaluated pixels of all images
 before dividing. ``mean_iou`` is the mean over the ten digit classes, background excluded; a class absent
 from both truth and prediction has no IoU (NaN) and is left out of the mean.
+
+- :func:`confusion_matrix`, :func:`per_class_iou`, :func:`scores_from_confusion`: the building blocks.
+- :func:`segmentation_scores`, :func:`evaluate_segmentation`: the series' scores of class maps, of a model.
+- :func:`per_image_iou`, :func:`digit_borders`, :func:`top_confusions`: where the errors are (notebook 07).
 """
 
 from __future__ import annotations

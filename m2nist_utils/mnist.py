@@ -10,6 +10,10 @@ Introduced in notebook 01. Sources:
 
 Every source is read without trusting it: damaged, truncated or foreign files raise ``ValueError`` naming
 the file, and pixel values must convert to uint8 without loss (NaN or digits scaled to 0..1 are refused).
+
+Contents: :class:`DigitPool`; :func:`resolve_source`, :func:`keras_cache_file`; the readers
+:func:`load_sample`, :func:`load_keras`, :func:`load_npz`, :func:`read_idx`, :func:`load_idx_folder`,
+:func:`load_source`; :func:`split_pools`.
 """
 
 from __future__ import annotations

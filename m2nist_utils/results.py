@@ -4,6 +4,9 @@ The README's tables and the notebooks' prose quote these files, and ``tests/test
 drift apart. Written atomically under ``$M2NIST_HOME/results`` - the repository's ``results/`` in a full run,
 a throw-away folder under ``make test``, so a quick run never overwrites the committed figures.
 :func:`format_table` prints rows of figures as an aligned text table.
+
+- :func:`results_path`, :func:`save_results`, :func:`load_results`: ``results/<name>.json``, written
+  atomically.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@
 - :func:`distort_digits`: slightly rotated, scaled and sheared copies of a digit pool.
 - :func:`train_fcn`: per-pixel cross-entropy, Adam and a cosine learning rate.
 - :data:`FCN_RECIPE`, :data:`ABLATION_BUDGET`: the final recipe and the ablation's equal budget.
+- :func:`split_cpu`, :class:`EpochTimer`, :func:`time_configuration`: logical CPU devices, epoch timing
+  and one timed configuration (notebook 06).
 """
 
 from __future__ import annotations

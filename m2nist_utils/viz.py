@@ -2,6 +2,12 @@
 
 Introduced in notebook 01; each notebook adds the plots it needs. Every function returns its
 ``matplotlib`` Figure so that a notebook cell is one line, and ``save_fig`` writes the ones the README shows.
+
+- :func:`save_fig`: the one way a figure reaches ``img/``.
+- Data: :func:`plot_examples`, :func:`plot_channels`, :func:`plot_digits`, :func:`plot_bars`.
+- Training and models: :func:`plot_history`, :func:`plot_confusion`, :func:`plot_feature_maps`,
+  :func:`plot_score_map`, :func:`plot_predictions`, :func:`plot_channel_grid`, :func:`plot_ablation`,
+  :func:`plot_table`. Class colours and error maps live in ``panels``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Introduced in notebook 07 (and used on the dataset alone in notebook 01). The viewer draws with
 :func:`panels.render_masks` into one ``ipywidgets.Image`` that it updates in place, so redraws neither flicker
 nor leave matplotlib figures open; a row of HTML titles above it names the panels.
+
+- :class:`MaskViewer`, :func:`mask_viewer`: the viewer; :func:`png_bytes`: an RGB array as PNG bytes.
 """
 
 from __future__ import annotations
