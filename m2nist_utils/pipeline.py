@@ -115,8 +115,11 @@ def _batches(
         epochs = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
     chunks = -(-images_per_epoch // chunk)
     indices = epochs.flat_map(lambda e: tf.data.Dataset.range(chunks).map(lambda i: (e, i)))
-    # Every chunk but the last holds whole batches, so rebatching ends each epoch with the remainder.
-    dataset = indices.map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).rebatch(batch_size)
+    # Every chunk but the last holds whole batches, so cutting chunks ends each epoch with the remainder.
+    # Not Dataset.rebatch: a strategy's auto-sharding (OneDeviceStrategy's too) rewrites every rebatch into
+    # a split by the number of replicas, and whole chunks then reached the model as batches.
+    drawn = indices.map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = drawn.flat_map(_cut_into_batches(batch_size))
     # A known length lets Keras count steps per epoch instead of warning that the data "ran out".
     return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
 
@@ -278,6 +281,19 @@ def _place(boxes, active, key, gap) -> tf.Tensor:
     message = f"could not place up to {slots} digits {gap} px apart in {RESTARTS} tries; use fewer digits"
     with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(ok), [message])]):
         return tf.identity(corners)
+
+
+def _cut_into_batches(batch_size: int):
+    """A ``flat_map`` function: a chunk (tuple or dict of tensors, images first on axis 0) as batches of
+    ``batch_size``, the last one shorter. Slices, one per batch: no copy per image."""
+
+    def cut(*parts):
+        chunk = parts if len(parts) > 1 else parts[0]  # a dict arrives as one argument
+        size = tf.shape(tf.nest.flatten(chunk)[0], out_type=tf.int64)[0]
+        starts = tf.data.Dataset.range(0, size, batch_size)
+        return starts.map(lambda s: tf.nest.map_structure(lambda t: t[s : s + batch_size], chunk))
+
+    return cut
 
 
 def _fold(key, number):

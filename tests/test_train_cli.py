@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from m2nist_utils import artifacts, classifier, config, distributed, m2nist
+from m2nist_utils import artifacts, classifier, config, distributed, m2nist, pipeline, segmenter, training
 from m2nist_utils.__main__ import main as cli
 
 import numpy as np
@@ -140,20 +140,51 @@ def evaluate(capsys, model: Path, data: Path) -> dict:
     return json.loads(captured.out)
 
 
-def test_one_machine_writes_the_model_and_its_frozen_graph(single_run, val_folder, capsys):
+def check_scores(capsys, out: Path, stdout: str, home: Path, val_folder: Path) -> None:
+    """The printed validation IoU is the saved model's on the run's split, and the frozen graph scores as
+    the saved model does (a 2-step model has no quality floor to check)."""
+    model = artifacts.load_model(out / "fcn.keras")
+    printed = re.search(r"validation mean IoU (\d\.\d{4}) ", stdout)
+    assert printed, stdout
+    val = artifacts.load_or_create_split("val", source="sample", seed=0, folder=home / "data")
+    expected = segmenter.evaluate_fcn(model, val.images, val.class_maps)["mean_iou"]
+    assert float(printed.group(1)) == pytest.approx(expected, abs=5e-5)
+    images, masks = m2nist.load_m2nist(val_folder)
+    keras_iou = segmenter.evaluate_fcn(model, images, m2nist.to_class_map(masks))["mean_iou"]
+    frozen_iou = evaluate(capsys, out / "fcn_frozen.pb", val_folder)["mean_iou"]
+    assert frozen_iou == pytest.approx(keras_iou, abs=1e-4)
+
+
+def test_each_step_gets_one_batch_of_the_pipeline(pools):
+    """Under the single-machine strategy (the train command's and the notebooks'), step k trains on the
+    pipeline's batch k. A strategy's auto-sharding once rewrote the pipeline's ``rebatch`` and handed the
+    model whole chunks of 256 images as batches (fewer, larger steps than the recipe's)."""
+    strategy = training.distribution_strategy()
+    data = pipeline.training_dataset(pools["train"], 600, 32, fresh=False, seed=3)  # each pass alike
+    expected = [images.numpy() for images, _ in data]
+    got = [
+        np.concatenate([x.numpy() for x in strategy.experimental_local_results(images)])
+        for images, _ in strategy.experimental_distribute_dataset(data)
+    ]
+    assert [len(x) for x in got] == [32] * 18 + [24]
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
+def test_one_machine_writes_the_model_and_its_frozen_graph(home, single_run, val_folder, capsys):
     out, run = single_run
     assert run.returncode == 0, run.stderr[-3000:]
     assert "1 replica(s) in sync; global batch 32 = 32 per replica x 1" in run.stdout
     assert re.search(r"2/2 - .*loss: \d", run.stdout), run.stdout  # Keras' line per epoch
+    assert "ran out of data" not in run.stdout + run.stderr  # 2 steps of 32 images, not 1 of 64
     last = run.stdout.strip().splitlines()[-1]
     assert f"wrote {out / 'fcn.keras'} and {out / 'fcn_frozen.pb'}; validation mean IoU 0." in last
     model = artifacts.load_model(out / "fcn.keras")
     assert distributed.weights_digest(model) == printed_digest(run.stdout)
-    assert 0 <= evaluate(capsys, out / "fcn_frozen.pb", val_folder)["mean_iou"] <= 1
+    check_scores(capsys, out, run.stdout, home, val_folder)
 
 
 def test_two_workers_train_one_model_that_only_the_chief_writes(
-    other_home, cluster_run, single_run, val_folder, capsys
+    home, other_home, cluster_run, single_run, val_folder, capsys
 ):
     (out0, out1), results = cluster_run
     for index, (status, stdout, stderr) in enumerate(results):
@@ -170,7 +201,7 @@ def test_two_workers_train_one_model_that_only_the_chief_writes(
     reference = artifacts.load_model(single_run[0] / "fcn.keras")
     for a, b in zip(chief.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-4)
-    assert 0 <= evaluate(capsys, out0 / "fcn_frozen.pb", val_folder)["mean_iou"] <= 1
+    check_scores(capsys, out0, results[0][1], home, val_folder)
 
 
 # --------------------------------------------------------------------------------------------------
