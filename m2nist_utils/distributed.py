@@ -6,8 +6,8 @@ strategy: ``training.distribution_strategy()`` on one machine, or TensorFlow's o
 Every worker runs the same command; each one computes the gradients of its share of every global batch,
 and an all-reduce keeps the weights identical everywhere. Only the chief writes ``--out``.
 
-- :func:`read_tf_config`, :func:`check_port_free`: ``TF_CONFIG`` and this task's port, checked before
-  TensorFlow starts (one clear error instead of a hang or a traceback).
+- :class:`ClusterTask`, :func:`read_tf_config`, :func:`check_port_free`: ``TF_CONFIG`` and this task's
+  port, checked before TensorFlow starts (one clear error instead of a hang or a traceback).
 - :func:`cluster_strategy`: the strategy that ``TF_CONFIG`` asks for, or the single-machine one.
 - :func:`weights_digest`: a fingerprint of a model's weights, printed by every worker.
 - :func:`run_train`, :func:`add_train_parser`: the ``train`` command.
