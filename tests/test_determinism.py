@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from m2nist_utils import artifacts, classifier, config, m2nist, segmenter, training
+from m2nist_utils._tf import tf
 from m2nist_utils.mnist import DigitPool
 
 import numpy as np
@@ -41,9 +42,20 @@ def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_seed_everything_turns_op_determinism_on():
+def test_seed_everything_turns_op_determinism_on_only_with_a_gpu(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tf.config.experimental, "enable_op_determinism", lambda: calls.append("on"))
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: [] if kind == "GPU" else real(kind)
+    )
     config.seed_everything(0)
-    assert tf_config.is_op_determinism_enabled()
+    assert calls == []  # a CPU: the seed is enough, op determinism would cost ~3x
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: ["gpu:0"] if kind == "GPU" else []
+    )
+    config.seed_everything(0)
+    assert calls == ["on"]
 
 
 def test_cnn_trained_twice_with_one_seed_has_identical_weights(few_digits):
