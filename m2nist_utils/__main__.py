@@ -15,6 +15,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from .files import check_folder_target
+
 #: Peak bytes per pixel of ``generate``: images (1) + class maps (1) + one-hot masks (11), written in place.
 GENERATE_BYTES_PER_PIXEL = 13
 
@@ -47,16 +49,7 @@ def _whole_number(low: int, high: int | None = None):
 
 def _check_out(out: Path, force: bool) -> None:
     """Refuse an ``--out`` that cannot become the dataset folder, before any work is done."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a folder")
-    # The pair is written into a temporary sibling folder: the nearest existing ancestor must take it.
-    for folder in Path(os.path.abspath(out)).parents:
-        if folder.exists():
-            if not folder.is_dir():
-                raise ValueError(f"{out}: {folder} is a file, not a folder")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise ValueError(f"{out}: cannot write in {folder} (permission denied)")
-            break
+    check_folder_target(out, str(out))  # the pair is written into a temporary sibling folder
     if out.is_dir():
         names = set(os.listdir(out))
         extra = sorted(names - {"combined.npy", "segmented.npy"})

@@ -27,6 +27,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import check_folder_target
+
 #: The jobs of a MultiWorkerMirroredStrategy cluster: an optional chief and the workers.
 JOBS = ("chief", "worker")
 
@@ -294,15 +296,7 @@ def _scaled_learning_rate(recipe: dict[str, object], global_batch: int) -> float
 
 def _check_out(out: Path) -> None:
     """Refuse an ``--out`` that cannot become the model folder, before any work is done."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: exists and is not a folder")
-    for folder in Path(os.path.abspath(out)).parents:
-        if folder.exists():
-            if not folder.is_dir():
-                raise ValueError(f"--out {out}: {folder} is a file, not a folder")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise ValueError(f"--out {out}: cannot write in {folder} (permission denied)")
-            break
+    check_folder_target(out, f"--out {out}")
 
 
 def _number(kind: type, low: float, above: bool = False):

@@ -9,6 +9,7 @@ on its temporary, so one still being written by a live process is left alone).
 
 - :func:`atomic_save`, :func:`atomic_save_to_path`: one file; :func:`atomic_save_folder`: a set of files.
 - :func:`folder_identity`: tells whether a folder was swapped while it was read.
+- :func:`check_folder_target`: refuses a path that cannot become a folder written there, before any work.
 """
 
 from __future__ import annotations
@@ -102,6 +103,22 @@ def atomic_save_folder(
     finally:
         _unlock(lock)
     return folder
+
+
+def check_folder_target(out: Path, label: str) -> None:
+    """Refuse ``out`` when it cannot become a folder written here: it is a file, an ancestor is a file, or
+    the nearest existing ancestor is not writable. ``label`` starts each message (``<out>``, ``--out <out>``).
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{label}: exists and is not a folder")
+    # The folder (or its temporary sibling) is created under the nearest existing ancestor: it must take it.
+    for folder in Path(os.path.abspath(out)).parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"{label}: {folder} is a file, not a folder")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ValueError(f"{label}: cannot write in {folder} (permission denied)")
+            break
 
 
 def folder_identity(folder: str | os.PathLike) -> tuple[int, int] | None:

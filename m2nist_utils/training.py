@@ -146,8 +146,8 @@ FCN_RECIPE: dict[str, object] = {
 ABLATION_BUDGET: dict[str, object] = {
     "epochs": 1 if config.QUICK else 3,
     "images_per_epoch": 800 if config.QUICK else 3_000,
-    "batch_size": 32,
-    "learning_rate": 8e-3,
+    "batch_size": FCN_RECIPE["batch_size"],
+    "learning_rate": FCN_RECIPE["learning_rate"],
     "fresh": False,
 }
 
