@@ -14,7 +14,7 @@ SOLUTIONS := $(sort $(wildcard notebooks/solutions/[0-9][0-9]_*.ipynb))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install run test lint format bench bench-peer clean-artifacts
+.PHONY: install run test lint format bench bench-peer ablation clean-artifacts
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: need Python 3.11, 3.12 or 3.13 on PATH (or make PYTHON=...)"; exit 1; }
@@ -63,3 +63,8 @@ bench: install
 ## a table and results/peer_unet.json (several minutes; run it on an otherwise idle machine).
 bench-peer: install
 	$(BIN)/python benchmarks/bench_peer_unet.py
+
+## Leave-one-out ablation of the final FCN, 3 seeds, validation split (notebook 05): results/ablation.json.
+## About 2 hours on 2 CPU cores; resumable (finished runs are kept and skipped).
+ablation: install
+	$(BIN)/python benchmarks/ablation.py

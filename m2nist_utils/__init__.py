@@ -10,7 +10,8 @@
 - ``segmenter``: our FCN, its losses, prediction and scores; ``training``: its data stream and fit;
   ``pipeline``: the tf.data input pipeline (notebook 05).
 - ``artifacts``: paths of data and models and the one load-or-create cache (every notebook).
-- ``metrics``, ``results``: IoU and the committed figures; ``viz``, ``panels``, ``widgets``: figures and
+- ``metrics``, ``results``, ``claims``: IoU, the committed figures and the checks of conclusions drawn
+  from them; ``viz``, ``panels``, ``widgets``: figures and
   the interactive mask viewer (notebook 07).
 - ``files``, ``arrays``: atomic writes, safe ``.npy`` reading; ``distributed``: the ``train`` command and
   multi-worker training; ``__main__``: the command line.
