@@ -1,4 +1,4 @@
-"""Conclusions checked in code: a sentence that draws one from numbers is followed by its check (every notebook).
+"""Conclusions checked in code: a sentence drawing one from numbers is followed by its check (every notebook).
 
 A notebook that writes "context helps" follows it with ``claim(no_context < final - 2 * spread, "context
 helps")``. In full mode (``make run``, whose outputs are committed) a claim that the numbers no longer support

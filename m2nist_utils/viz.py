@@ -6,8 +6,8 @@ Introduced in notebook 01; each notebook adds the plots it needs. Every function
 - :func:`save_fig`: the one way a figure reaches ``img/``.
 - Data: :func:`plot_examples`, :func:`plot_channels`, :func:`plot_digits`, :func:`plot_bars`.
 - Training and models: :func:`plot_history`, :func:`plot_confusion`, :func:`plot_feature_maps`,
-  :func:`plot_score_map`, :func:`plot_predictions`, :func:`plot_channel_grid`, :func:`plot_ablation`,
-  :func:`plot_table`. Class colours and error maps live in ``panels``.
+  :func:`plot_score_map`, :func:`plot_predictions`, :func:`plot_channel_grid`,
+  :func:`plot_leave_one_out`, :func:`plot_table`. Class colours and error maps live in ``panels``.
 """
 
 from __future__ import annotations
@@ -209,12 +209,22 @@ def plot_score_map(image: np.ndarray, scores: np.ndarray, title: str | None = No
 
 
 def plot_predictions(
-    images: np.ndarray, true_maps: np.ndarray, pred_maps: np.ndarray, n: int = 8, title: str | None = None
+    images: np.ndarray,
+    true_maps: np.ndarray,
+    pred_maps: np.ndarray,
+    n: int = 8,
+    title: str | None = None,
+    titles: list[str] | None = None,
 ) -> plt.Figure:
-    """Rows: input, ground truth, prediction, for ``n`` images (class maps uint8 (N, 64, 84))."""
+    """Rows: input, ground truth, prediction, for ``n`` images (class maps uint8 (N, 64, 84)).
+
+    ``titles``: one per column (e.g. each image's IoU), above the inputs.
+    """
     n = min(n, len(images))
     fig, axes = plt.subplots(3, n, figsize=(2.1 * n, 5.2), squeeze=False)
     for i in range(n):
+        if titles:
+            axes[0, i].set_title(titles[i], fontsize=9)
         axes[0, i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
         axes[1, i].imshow(colorize(true_maps[i]), interpolation="nearest")
         axes[2, i].imshow(colorize(pred_maps[i]), interpolation="nearest")
@@ -281,36 +291,31 @@ def plot_channel_grid(image: np.ndarray, rows: dict[str, np.ndarray]) -> plt.Fig
     return fig
 
 
-def plot_ablation(
-    rows: list[dict[str, object]], columns: dict[str, str], budget_from: int | None = None, title: str = ""
+def plot_leave_one_out(
+    runs: dict[str, list[float]], reference: str = "final", xlabel: str = "validation mean IoU"
 ) -> plt.Figure:
-    """Ablation bars: the mean over seeds of each score column, with the seeds' spread as error bars.
+    """The final model minus one idea: each configuration's mean score over its seeds, one bar each.
 
     Args:
-        rows: one per step, with ``step`` and, for each column key, a list of per-seed values.
-        columns: {column key: legend label}, drawn side by side.
-        budget_from: index of the first step that changes the training budget rather than the network;
-            those steps are shaded and labelled, so that they are not read as architecture.
+        runs: {configuration: its per-seed scores}; ``reference`` (the final model) is drawn first, and a
+            band of its mean +- twice the larger spread shows where a difference is not distinguishable.
+    Error bars are the standard deviation over the seeds (their number is written beside each bar).
     """
-    names = [str(r["step"]) for r in rows]
-    x = np.arange(len(rows))
-    width = 0.8 / len(columns)
-    fig, ax = plt.subplots(figsize=(max(7, 1.05 * len(rows) + 2), 4.2))
-    for i, (key, label) in enumerate(columns.items()):
-        means = [float(np.mean(r[key])) for r in rows]
-        spread = [float(np.std(r[key])) for r in rows]
-        offset = (i - (len(columns) - 1) / 2) * width
-        color = plt.get_cmap("tab10").colors[i]
-        bars = ax.bar(x + offset, means, width, yerr=spread, capsize=2, label=label, color=color)
-        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
-    if budget_from is not None:
-        ax.axvspan(budget_from - 0.5, len(rows) - 0.5, color="0.92", zorder=0)
-        ax.text(budget_from - 0.4, 1.1, "training budget, not the network", fontsize=8, color="0.35")
-    ax.set_xticks(x, names, rotation=25, ha="right", fontsize=9)
-    ax.set_ylim(0, 1.16)
-    ax.set_ylabel("validation IoU")
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    names = [reference] + sorted((k for k in runs if k != reference), key=lambda k: -np.mean(runs[k]))
+    means = np.array([np.mean(runs[k]) for k in names])
+    stds = np.array([np.std(runs[k]) for k in names])
+    y = np.arange(len(names))[::-1]
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(names) + 1.2))
+    colors = ["tab:green"] + ["tab:blue"] * (len(names) - 1)
+    ax.barh(y, means, xerr=stds, color=colors, capsize=3, height=0.6, label="mean; error bar: std over seeds")
+    ax.axvline(means[0], color="tab:green", lw=1, ls="--")
+    for yi, m, k in zip(y, means, names):
+        ax.text(min(m, 1.0) + 0.01, yi, f"{m:.3f}  ({len(runs[k])} seed{'s' if len(runs[k]) != 1 else ''})",
+                va="center", fontsize=8)  # fmt: skip
+    ax.set_yticks(y, [k if k == reference else f"- {k.removeprefix('no ')}" for k in names], fontsize=9)
+    ax.set_xlim(0, 1.25)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8, loc="lower right", frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
