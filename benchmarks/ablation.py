@@ -2,8 +2,8 @@
 
 Run with `make ablation` (or `.venv/bin/python benchmarks/ablation.py`). Every configuration is the final
 model and recipe (`segmenter.build_fcn`, `training.FCN_RECIPE`) with exactly one idea taken out, trained with
-3 seeds and scored on the validation split; the article's FCN at the same budget is the starting point. In full
-mode that is 30 runs of about 4 minutes each on 2 CPU cores (about 2 hours).
+3 seeds and scored on the validation split; the article's FCN at the same budget is the starting point. In
+full mode that is 30 runs of about 4 minutes each on 2 CPU cores (about 2 hours).
 
 Resumable: every finished run is appended to results/ablation.json at once (written atomically), and a re-run
 skips the (configuration, seed) pairs the file already holds, so an interrupted run loses at most the run in
@@ -21,8 +21,6 @@ import time
 
 from m2nist_utils import artifacts, config, freeze, mnist, results, segmenter, surgery, training
 
-import numpy as np
-
 #: Every configuration: what it takes out of the final model, how to build it, and what it changes in the
 #: recipe. Built with the pretrained CNN ``cnn`` and the frozen ``pool2`` features ``features``.
 CONFIGURATIONS: dict[str, dict[str, object]] = {
@@ -37,7 +35,11 @@ CONFIGURATIONS: dict[str, dict[str, object]] = {
         "build": {"pretrained": False},
         "recipe": {},
     },
-    "no fine-tuning": {"removes": "training conv1/conv2 (kept frozen)", "build": {"finetune": False}, "recipe": {}},
+    "no fine-tuning": {
+        "removes": "training conv1/conv2 (kept frozen)",
+        "build": {"finetune": False},
+        "recipe": {},
+    },
     "no context": {"removes": "the two dilated context layers", "build": {"context": False}, "recipe": {}},
     "no skip decoder": {
         "removes": "the pool1 skip and the 32x42 decoder (the article's two transposed convolutions instead)",
@@ -62,6 +64,7 @@ CONFIGURATIONS: dict[str, dict[str, object]] = {
     },
 }
 SEEDS = (0, 1, 2)
+SCORES = ("mean_iou", "background_iou", "digit_iou", "pixel_accuracy")
 NAME = "ablation"
 
 
@@ -88,7 +91,7 @@ def run_one(configuration: str, seed: int, cnn, features, pools, val, test) -> d
     row = {
         "configuration": configuration,
         "seed": seed,
-        "val": {key: own[key] for key in ("mean_iou", "background_iou", "digit_iou", "pixel_accuracy")},
+        "val": {key: own[key] for key in SCORES},
         "val_ink_prior": {"mean_iou": prior["mean_iou"]},
         "val_per_class_iou": own["per_class_iou"],
         "train_loss": history.history["loss"],
@@ -99,7 +102,7 @@ def run_one(configuration: str, seed: int, cnn, features, pools, val, test) -> d
     }
     if configuration == "final":
         final = segmenter.evaluate_fcn(model, test.images, test.class_maps)
-        row["test"] = {key: final[key] for key in ("mean_iou", "background_iou", "digit_iou", "pixel_accuracy")}
+        row["test"] = {key: final[key] for key in SCORES}
         row["test_per_class_iou"] = final["per_class_iou"]
     return row
 
@@ -129,9 +132,10 @@ def save_runs(runs: list[dict[str, object]], name: str = NAME) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", choices=list(CONFIGURATIONS), help="run these configurations only")
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="seeds to run (default 0 1 2)")
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
+    parser.add_argument("--only", nargs="+", choices=list(CONFIGURATIONS), help="these configurations only")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="seeds (default 0 1 2)")
     parser.add_argument("--list", action="store_true", help="print the configurations and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -150,17 +154,17 @@ def main(argv: list[str] | None = None) -> None:
     val = artifacts.load_or_create_split("val")
     test = artifacts.load_or_create_split("test")
     cnn = artifacts.load_or_create_cnn(seed=0)
-    features = surgery.FrozenFeatures(
-        freeze.load_frozen_graph(artifacts.load_or_create_frozen_cnn(), "image", "pool2", input_shape=(64, 84, 1)),
-        (14, 19, 8),
-    )
+    frozen = artifacts.load_or_create_frozen_cnn()
+    pool2 = freeze.load_frozen_graph(frozen, "image", "pool2", input_shape=(64, 84, 1))
+    features = surgery.FrozenFeatures(pool2, (14, 19, 8))
     for configuration, seed in todo:
         row = run_one(configuration, seed, cnn, features, pools, val, test)
         runs.append(row)
         save_runs(runs)
         print(
             f"{configuration:<18} seed {seed}: val mean IoU {row['val']['mean_iou']:.4f} "
-            f"(ink prior {row['val_ink_prior']['mean_iou']:.4f}), background IoU {row['val']['background_iou']:.4f}, "
+            f"(ink prior {row['val_ink_prior']['mean_iou']:.4f}), "
+            f"background IoU {row['val']['background_iou']:.4f}, "
             f"final loss {row['train_loss'][-1]:.4f}, {row['train_seconds']:.0f} s",
             flush=True,
         )
