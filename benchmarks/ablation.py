@@ -107,6 +107,16 @@ def run_one(configuration: str, seed: int, cnn, features, pools, val, test) -> d
     return row
 
 
+def load_inputs() -> tuple:
+    """The pretrained CNN, its frozen ``pool2`` features, the digit pools, the validation and test splits."""
+    cnn = artifacts.load_or_create_cnn(seed=0)
+    frozen = artifacts.load_or_create_frozen_cnn()
+    pool2 = freeze.load_frozen_graph(frozen, "image", "pool2", input_shape=(64, 84, 1))
+    features = surgery.FrozenFeatures(pool2, (14, 19, 8))
+    pools = mnist.split_pools("auto", seed=0)
+    return cnn, features, pools, artifacts.load_or_create_split("val"), artifacts.load_or_create_split("test")
+
+
 def load_runs(name: str = NAME) -> list[dict[str, object]]:
     """The runs already in ``results/<name>.json`` of this mode (none when missing or of another kind)."""
     try:
@@ -150,15 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(done)} run(s) already in {results.results_path(NAME)}; {len(todo)} to go", flush=True)
     if not todo:
         return
-    pools = mnist.split_pools("auto", seed=0)
-    val = artifacts.load_or_create_split("val")
-    test = artifacts.load_or_create_split("test")
-    cnn = artifacts.load_or_create_cnn(seed=0)
-    frozen = artifacts.load_or_create_frozen_cnn()
-    pool2 = freeze.load_frozen_graph(frozen, "image", "pool2", input_shape=(64, 84, 1))
-    features = surgery.FrozenFeatures(pool2, (14, 19, 8))
+    inputs = load_inputs()
     for configuration, seed in todo:
-        row = run_one(configuration, seed, cnn, features, pools, val, test)
+        row = run_one(configuration, seed, *inputs)
         runs.append(row)
         save_runs(runs)
         print(
