@@ -6,6 +6,8 @@ figure.
 - :func:`render_masks`: one row of panels for one image, all digits or one channel.
 - :func:`error_map`, :func:`plot_error_maps`: each pixel's kind of error (:data:`ERROR_NAMES`, drawn in
   :data:`ERROR_COLORS`).
+- :func:`plot_channel_grid`: a model's probability map per class channel, one row per model (notebook 05;
+  ``viz.plot_channel_grid`` is the same function).
 - :data:`CLASS_COLORS`, :data:`CLASS_NAMES`, :func:`colorize`, :func:`class_legend`, :func:`to_rgb8`: class
   colours and names, as RGB in [0, 1] or uint8, and their legend.
 """
@@ -222,4 +224,47 @@ def plot_error_maps(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_channel_grid(image: np.ndarray, rows: dict[str, np.ndarray]) -> plt.Figure:
+    """The input, then one probability map per digit channel, one row per model (notebook 05).
+
+    Reproduces the article's figure of a 10-class FCN's channels; grey level = probability, from black (0) to
+    white (1), as the colour bar shows.
+
+    Args:
+        image: uint8 (64, 84). rows: {row title: probabilities float (64, 84, C)}, C = 10 or 11.
+    """
+    n_channels = max(p.shape[-1] for p in rows.values())
+    fig, axes = plt.subplots(
+        len(rows),
+        n_channels + 1,
+        figsize=(1.45 * (n_channels + 1) + 0.6, 1.3 * len(rows) + 0.4),
+        squeeze=False,
+    )
+    shown = None
+    for r, (title, probabilities) in enumerate(rows.items()):
+        axes[r, 0].imshow(image, cmap="gray")
+        axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
+        for c in range(n_channels):
+            ax = axes[r, c + 1]
+            if c < probabilities.shape[-1]:
+                shown = ax.imshow(probabilities[..., c], cmap="gray", vmin=0, vmax=1)
+            if r == 0:
+                ax.set_title(CLASS_NAMES[c] if c < 10 else "bg", fontsize=9)
+        if r == 0:
+            axes[r, 0].set_title("input", fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    if shown is not None:
+        # A bar of its own to the right of the grid, as tall as the rows (tight_layout ignores it).
+        top, bottom = axes[0, -1].get_position().y1, axes[-1, -1].get_position().y0
+        right = axes[0, -1].get_position().x1
+        bar = fig.add_axes((right + 0.008, bottom, 0.006, top - bottom))
+        fig.colorbar(shown, cax=bar, ticks=[0, 0.5, 1])
+        bar.set_ylabel("probability", fontsize=8)
+        bar.tick_params(labelsize=8)
     return fig

@@ -6,8 +6,9 @@ Introduced in notebook 01; each notebook adds the plots it needs. Every function
 - :func:`save_fig`: the one way a figure reaches ``img/``.
 - Data: :func:`plot_examples`, :func:`plot_channels`, :func:`plot_digits`, :func:`plot_bars`.
 - Training and models: :func:`plot_history`, :func:`plot_confusion`, :func:`plot_feature_maps`,
-  :func:`plot_score_map`, :func:`plot_predictions`, :func:`plot_channel_grid`,
-  :func:`plot_leave_one_out`, :func:`plot_table`. Class colours and error maps live in ``panels``.
+  :func:`plot_score_map`, :func:`plot_predictions`, :func:`plot_leave_one_out`, :func:`plot_table`.
+  Class colours, error maps and ``plot_channel_grid`` (a model's probability per channel) live in ``panels``
+  and are imported here too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import config
 from .m2nist import BACKGROUND
-from .panels import CLASS_COLORS, CLASS_NAMES, class_legend, colorize
+from .panels import CLASS_COLORS, class_legend, colorize, plot_channel_grid  # noqa: F401 (viz API)
 
 FIG_DPI = 100
 
@@ -125,16 +126,28 @@ def plot_history(
     return fig
 
 
-def plot_confusion(confusion: np.ndarray, labels=None, title: str = "Confusion matrix") -> plt.Figure:
-    """A confusion matrix (rows = truth, columns = prediction) with counts written in the cells."""
+def plot_confusion(
+    confusion: np.ndarray, labels=None, title: str = "Confusion matrix", unit: str = "count"
+) -> plt.Figure:
+    """A confusion matrix (rows = truth, columns = prediction) with counts written in the cells.
+
+    Colour is the count on a log scale (so that small off-diagonal counts show beside a large diagonal),
+    read off the colour bar; empty cells are left white. ``unit`` names what is counted (digits, pixels).
+    """
+    from matplotlib.colors import ListedColormap, LogNorm
+
     n = len(confusion)
     labels = labels if labels is not None else [str(i) for i in range(n)]
-    fig, ax = plt.subplots(figsize=(0.5 * n + 2, 0.5 * n + 1.5))
-    ax.imshow(np.log1p(confusion), cmap="Blues")
+    norm = LogNorm(vmin=1, vmax=max(int(confusion.max()), 2))
+    blues = ListedColormap(plt.get_cmap("Blues")(np.linspace(0.15, 1, 256)))  # a count of 1 is not white
+    fig, ax = plt.subplots(figsize=(0.5 * n + 3, 0.5 * n + 1.5))
+    shown = ax.imshow(np.ma.masked_equal(confusion, 0), cmap=blues, norm=norm)
     for (i, j), count in np.ndenumerate(confusion):
         if count:
-            color = "white" if confusion[i, j] > confusion.max() / 3 else "black"
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color=color)
+            color = "white" if norm(count) > 0.6 else "black"
+            size = 8 if count < 100_000 else 6
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=size, color=color)
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, label=f"{unit} (log scale; empty cells: 0)")
     ax.set_xticks(range(n), labels)
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("predicted")
@@ -182,23 +195,54 @@ def plot_feature_maps(image: np.ndarray, features: np.ndarray, title: str | None
     return fig
 
 
-def plot_score_map(image: np.ndarray, scores: np.ndarray, title: str | None = None) -> plt.Figure:
-    """A sliding-window classifier's output: the input, the winning class per window, and its confidence.
+def plot_score_map(
+    image: np.ndarray, scores: np.ndarray, title: str | None = None, window: int = 28, stride: int = 4
+) -> plt.Figure:
+    """A sliding-window classifier's output on its input: the winning class per window, and its probability.
+
+    Each window's answer is drawn as a ``stride`` x ``stride`` cell at the centre of its input patch
+    (window (i, j) covers rows ``stride * i`` to ``stride * i + window - 1``), on the input's own axes, with
+    the outline of the ink drawn over it, so a window centred on a digit sits on that digit. The dashed frame
+    is where window centres can be; the input panel outlines the first window.
 
     Args:
         image: uint8 (H, W). scores: float (h, w, 10) class scores (logits) per window position.
+        window, stride: the classifier's window size and its step, in input pixels (28 and 4 for notebook 04's
+            convolutionalized CNN).
     """
+    from matplotlib import patheffects
+    from matplotlib.patches import Rectangle
+
     probabilities = np.exp(scores - scores.max(-1, keepdims=True))
     probabilities /= probabilities.sum(-1, keepdims=True)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 2.9))
+    h, w = scores.shape[:2]
+    centre = (window - 1) / 2
+    # Cell (i, j) spans its window's centre +- stride / 2, in the input's pixel coordinates.
+    extent = (centre - stride / 2, centre + stride * (w - 1) + stride / 2,
+              centre + stride * (h - 1) + stride / 2, centre - stride / 2)  # fmt: skip
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.1))
     axes[0].imshow(image, cmap="gray", vmin=0, vmax=255)
-    axes[0].set_title("input")
-    axes[1].imshow(colorize(probabilities.argmax(-1)), interpolation="nearest")
-    axes[1].set_title(f"winning class per window ({scores.shape[0]}x{scores.shape[1]})")
-    shown = axes[2].imshow(probabilities.max(-1), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    axes[0].add_patch(Rectangle((-0.5, -0.5), window, window, fill=False, ec="tab:orange", lw=1.2))
+    axes[0].plot(centre, centre, "o", color="tab:orange", ms=3)
+    axes[0].set_title(f"input: window (0, 0), {window}x{window}, and its centre", fontsize=10)
+    axes[1].imshow(colorize(probabilities.argmax(-1)), extent=extent, interpolation="nearest")
+    axes[1].set_title(f"winning class per window ({h}x{w})")
+    shown = axes[2].imshow(
+        probabilities.max(-1), extent=extent, cmap="viridis", vmin=0, vmax=1, interpolation="nearest"
+    )
     axes[2].set_title("its probability")
-    fig.colorbar(shown, ax=axes[2], fraction=0.035)
+    fig.colorbar(shown, ax=axes[2], fraction=0.035, label="probability")
+    halo = [patheffects.withStroke(linewidth=2.2, foreground="black")]
     for ax in axes:
+        if ax is not axes[0]:
+            ax.set_facecolor("0.85")
+            outline = ax.contour(image > 0, levels=[0.5], colors="white", linewidths=0.9)
+            outline.set(path_effects=halo)
+        frame = Rectangle((extent[0], extent[3]), extent[1] - extent[0], extent[2] - extent[3], fill=False)
+        ax.add_patch(frame).set(ec="tab:orange" if ax is axes[0] else "0.3", ls="--", lw=0.9)
+    for ax in axes:
+        ax.set_xlim(-0.5, image.shape[1] - 0.5)
+        ax.set_ylim(image.shape[0] - 0.5, -0.5)
         ax.set_xticks([])
         ax.set_yticks([])
     class_legend(axes[1], fontsize=7)
@@ -257,36 +301,6 @@ def plot_table(rows: list[dict[str, object]], title: str | None = None) -> plt.F
             cell.set_text_props(weight="bold")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_channel_grid(image: np.ndarray, rows: dict[str, np.ndarray]) -> plt.Figure:
-    """The input, then one probability map per digit channel, one row per model (notebook 05).
-
-    Reproduces the article's figure of a 10-class FCN's channels; white = probability 1.
-
-    Args:
-        image: uint8 (64, 84). rows: {row title: probabilities float (64, 84, C)}, C = 10 or 11.
-    """
-    n_channels = max(p.shape[-1] for p in rows.values())
-    fig, axes = plt.subplots(
-        len(rows), n_channels + 1, figsize=(1.45 * (n_channels + 1), 1.3 * len(rows) + 0.4), squeeze=False
-    )
-    for r, (title, probabilities) in enumerate(rows.items()):
-        axes[r, 0].imshow(image, cmap="gray")
-        axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=9)
-        for c in range(n_channels):
-            ax = axes[r, c + 1]
-            if c < probabilities.shape[-1]:
-                ax.imshow(probabilities[..., c], cmap="gray", vmin=0, vmax=1)
-            if r == 0:
-                ax.set_title(CLASS_NAMES[c] if c < 10 else "bg", fontsize=9)
-        if r == 0:
-            axes[r, 0].set_title("input", fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
     fig.tight_layout()
     return fig
 
