@@ -59,8 +59,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_fcn.py
 
-## The Keras example's U-Net trained as long as our FCN on the same data, both scored on the test split:
-## a table and results/peer_unet.json (several minutes; run it on an otherwise idle machine).
+## Peers at our FCN's wall time on the same data: the Keras example's U-Net and a U-Net of our size from
+## scratch, each at its learning rate chosen on the validation split (grid 1e-4..3e-3), 3 seeds at the chosen
+## rates, scored on the test split: a table and results/peer_unet.json. About 1 hour on 2 idle CPU cores
+## (the budget is wall time: run it on an otherwise idle machine); resumable (finished runs are skipped).
 bench-peer: install
 	$(BIN)/python benchmarks/bench_peer_unet.py
 
