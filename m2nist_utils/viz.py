@@ -311,8 +311,9 @@ def plot_leave_one_out(
     """The final model minus one idea: each configuration's mean score over its seeds, one bar each.
 
     Args:
-        runs: {configuration: its per-seed scores}; ``reference`` (the final model) is drawn first, and a
-            band of its mean +- twice the larger spread shows where a difference is not distinguishable.
+        runs: {configuration: its per-seed scores}, configurations named ``"no <idea>"`` (drawn as
+            ``- <idea>``) or otherwise (e.g. the article's FCN, drawn by name); ``reference`` (the final
+            model) is drawn first, in green, with a dashed line at its mean.
     Error bars are the standard deviation over the seeds (their number is written beside each bar).
     """
     names = [reference] + sorted((k for k in runs if k != reference), key=lambda k: -np.mean(runs[k]))
@@ -323,10 +324,10 @@ def plot_leave_one_out(
     colors = ["tab:green"] + ["tab:blue"] * (len(names) - 1)
     ax.barh(y, means, xerr=stds, color=colors, capsize=3, height=0.6, label="mean; error bar: std over seeds")
     ax.axvline(means[0], color="tab:green", lw=1, ls="--")
-    for yi, m, k in zip(y, means, names):
-        ax.text(min(m, 1.0) + 0.01, yi, f"{m:.3f}  ({len(runs[k])} seed{'s' if len(runs[k]) != 1 else ''})",
-                va="center", fontsize=8)  # fmt: skip
-    ax.set_yticks(y, [k if k == reference else f"- {k.removeprefix('no ')}" for k in names], fontsize=9)
+    for yi, m, sd, k in zip(y, means, stds, names):
+        seeds = f"{len(runs[k])} seed{'s' if len(runs[k]) != 1 else ''}"
+        ax.text(m + sd + 0.015, yi, f"{m:.3f} ({seeds})", va="center", fontsize=8)
+    ax.set_yticks(y, [f"- {k[3:]}" if k.startswith("no ") else k for k in names], fontsize=9)
     ax.set_xlim(0, 1.25)
     ax.set_xlabel(xlabel)
     ax.legend(fontsize=8, loc="lower right", frameon=False)
