@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
+from pathlib import Path
 
 from m2nist_utils import classifier, config, mnist
 
 import numpy as np
 import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` imported as a module (the benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @functools.cache
