@@ -66,7 +66,7 @@ bench: install
 bench-peer: install
 	$(BIN)/python benchmarks/bench_peer_unet.py
 
-## Leave-one-out ablation of the final FCN, 3 seeds, validation split (notebook 05): results/ablation.json.
+## Leave-one-out ablation of the final FCN, 3 seeds, validation split (notebook 06): results/ablation.json.
 ## About 2 hours on 2 CPU cores; resumable (finished runs are kept and skipped).
 ablation: install
 	$(BIN)/python benchmarks/ablation.py

@@ -1,4 +1,4 @@
-"""Leave-one-out ablation of the final FCN at the final recipe's budget (notebook 05's "what each idea buys").
+"""Leave-one-out ablation of the final FCN at the final budget: what each idea contributes (notebook 06).
 
 Run with `make ablation` (or `.venv/bin/python benchmarks/ablation.py`). Every configuration is the final
 model and recipe (`segmenter.build_fcn`, `training.FCN_RECIPE`) with exactly one idea taken out, trained with

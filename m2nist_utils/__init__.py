@@ -12,7 +12,7 @@
 - ``artifacts``: paths of data and models and the one load-or-create cache (every notebook).
 - ``metrics``, ``results``, ``claims``: IoU, the committed figures and the checks of conclusions drawn
   from them; ``viz``, ``panels``, ``widgets``: figures and
-  the interactive mask viewer (notebook 07).
+  the interactive mask viewer (notebook 08).
 - ``files``, ``arrays``: atomic writes, safe ``.npy`` reading; ``distributed``: the ``train`` command and
   multi-worker training; ``__main__``: the command line.
 

@@ -68,7 +68,14 @@ def describe_device() -> str:
     if gpus:
         names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
         return f"{len(gpus)} GPU(s): {', '.join(names)}"
-    return f"CPU ({os.cpu_count()} cores visible)"
+    return f"CPU ({usable_cores()} cores visible)"
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on: its affinity (``taskset``) where the system has one, else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def seed_everything(seed: int) -> None:
@@ -84,7 +91,7 @@ def seed_everything(seed: int) -> None:
     training epochs about 3x slower here. On a GPU, where cuDNN and atomic reductions add in a varying
     order, ``tf.config.experimental.enable_op_determinism()`` is switched on: for the rest of the process
     (it cannot be switched off), at the cost of slower deterministic kernels, and with Keras then turning
-    XLA off (notebook 06).
+    XLA off (notebook 07).
     """
     from ._tf import keras, tf
 

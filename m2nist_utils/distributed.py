@@ -287,7 +287,7 @@ def _start_from_the_chiefs_weights(model, strategy) -> None:
 
 
 def _scaled_learning_rate(recipe: dict[str, object], global_batch: int) -> float:
-    """The recipe's learning rate x (global batch / the recipe's batch): linear scaling, as in notebook 06.
+    """The recipe's learning rate x (global batch / the recipe's batch): linear scaling, as in notebook 07.
 
     A step over k times the images stands for k steps, so it takes a k times longer stride.
     """

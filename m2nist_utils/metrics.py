@@ -6,7 +6,7 @@ from both truth and prediction has no IoU (NaN) and is left out of the mean.
 
 - :func:`confusion_matrix`, :func:`per_class_iou`, :func:`scores_from_confusion`: the building blocks.
 - :func:`segmentation_scores`, :func:`evaluate_segmentation`: the series' scores of class maps, of a model.
-- :func:`per_image_iou`, :func:`digit_borders`, :func:`top_confusions`: where the errors are (notebook 07).
+- :func:`per_image_iou`, :func:`digit_borders`, :func:`top_confusions`: where the errors are (notebook 08).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def evaluate_segmentation(predict, images: np.ndarray, class_maps: np.ndarray, b
 def per_image_iou(true_maps: np.ndarray, pred_maps: np.ndarray) -> np.ndarray:
     """Mean IoU of each image over the digit classes present in its truth or prediction: float (N,).
 
-    Used to rank images from worst to best (notebook 07). An image with no digit anywhere scores 1.
+    Used to rank images from worst to best (notebook 08). An image with no digit anywhere scores 1.
     """
     scores = np.ones(len(true_maps))
     for i, (true, pred) in enumerate(zip(true_maps, pred_maps)):

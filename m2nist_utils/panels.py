@@ -1,4 +1,4 @@
-"""Mask panels as pixels: input, truth, prediction and error map side by side (notebook 07).
+"""Mask panels as pixels: input, truth, prediction and error map side by side (notebook 08).
 
 The interactive viewer in ``widgets`` shows these RGB arrays; :func:`plot_error_maps` draws them as a
 figure.
@@ -76,7 +76,7 @@ def render_masks(
 ) -> np.ndarray:
     """Side-by-side panels as one RGB image: input, truth and, given a prediction, prediction and errors.
 
-    Introduced in notebook 07 (the interactive viewer of ``widgets``), which shows it without a figure.
+    Introduced in notebook 08 (the interactive viewer of ``widgets``), which shows it without a figure.
 
     Args:
         image: uint8 (H, W), e.g. (64, 84). true_map, pred_map: class maps uint8 (H, W), 10 = background.
@@ -145,7 +145,7 @@ def _channel_index(channel: int | str) -> int | None:
 def error_map(true_maps: np.ndarray, pred_maps: np.ndarray, channel: int | str = "all") -> np.ndarray:
     """Per pixel, what kind of pixel it is: an index into ``ERROR_NAMES`` (and ``ERROR_COLORS``).
 
-    Introduced in notebook 07, which counts each kind over the test split (``np.bincount``).
+    Introduced in notebook 08, which counts each kind over the test split (``np.bincount``).
 
     Args:
         true_maps, pred_maps: class maps uint8 of one shape, (H, W) or (N, H, W), 10 = background.
@@ -184,7 +184,7 @@ def plot_error_maps(
 ) -> plt.Figure:
     """Columns of input, truth, prediction and error map (``ERROR_COLORS``): the viewer as a static figure.
 
-    Introduced in notebook 07, for readers who see the notebook without a live kernel (widgets need one).
+    Introduced in notebook 08, for readers who see the notebook without a live kernel (widgets need one).
     Missed-digit and false-alarm pixels are ringed in white, so that single pixels stay visible.
 
     Args:

@@ -1,6 +1,6 @@
 """Our FCN (notebook 05): the network, its losses, prediction and scoring.
 
-- :func:`build_fcn`: the final network; each flag is one idea of notebook 05's ablation.
+- :func:`build_fcn`: the final network; each flag is one idea of notebook 06's ablation.
 - :data:`PIXEL_SCALE`: the pixel path's input scale.
 - :func:`digits_only_loss`, :func:`fused_digits_loss`: the article's 10-class loss, written out and fused.
 - :func:`apply_ink_prior`: the dataset-specific ink prior, as optional post-processing.
@@ -19,7 +19,7 @@ from .surgery import convolutionalized_weights
 #: The pixel path's input scale (notebook 05): 8 units per grey level; see :func:`build_fcn`.
 PIXEL_SCALE = 8 * PIXEL_MAX
 #: Softmaxes, sigmoids and everything after them compute in float32 even under a ``mixed_float16`` policy
-#: (notebook 06): probabilities near 0 and 1 and their logarithms in the loss need float32's range.
+#: (notebook 07): probabilities near 0 and 1 and their logarithms in the loss need float32's range.
 F32 = "float32"
 
 
@@ -33,7 +33,7 @@ def build_fcn(
     width: int = 32,
     name: str = "fcn",
 ) -> keras.Model:
-    """Our FCN for 64x84 M2NIST images, 11 classes; each flag is one idea of notebook 05's ablation.
+    """Our FCN for 64x84 M2NIST images, 11 classes; each flag is one idea of notebook 06's ablation.
 
     Args:
         cnn: the pretrained classifier whose weights initialise ``conv1``, ``conv2`` and the head.

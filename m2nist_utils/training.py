@@ -6,7 +6,7 @@
 - :data:`FCN_RECIPE`, :data:`ABLATION_BUDGET`: the final recipe and a short budget (the article's baseline and
   the exercises of notebook 05).
 - :func:`split_cpu`, :class:`EpochTimer`, :func:`time_configuration`: logical CPU devices, epoch timing
-  and one timed configuration (notebook 06).
+  and one timed configuration (notebook 07).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def distribution_strategy() -> tf.distribute.Strategy:
 def split_cpu(n_devices: int = 2) -> list[str]:
     """Split the CPU into ``n_devices`` logical devices, so that ``MirroredStrategy`` runs that many replicas.
 
-    For teaching and testing data parallelism without GPUs (notebook 06). Must run before TensorFlow
+    For teaching and testing data parallelism without GPUs (notebook 07). Must run before TensorFlow
     first uses a device; returns the logical CPU names.
     """
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -47,7 +47,7 @@ def split_cpu(n_devices: int = 2) -> list[str]:
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds of every epoch (``seconds``) and of the training images it saw (notebook 06)."""
+    """Wall-clock seconds of every epoch (``seconds``) and of the training images it saw (notebook 07)."""
 
     def on_train_begin(self, logs=None):
         self.seconds: list[float] = []
@@ -167,7 +167,7 @@ def time_configuration(
     learning_rate: float | None = None,
     seed: int = 0,
 ) -> dict[str, object]:
-    """Train a fresh ``build_fcn(cnn)`` under one configuration and time its epochs (notebook 06).
+    """Train a fresh ``build_fcn(cnn)`` under one configuration and time its epochs (notebook 07).
 
     The global batch is ``per_replica_batch`` x the strategy's replicas, and by default the final recipe's
     learning rate is scaled by the same factor (linear scaling: one step stands for that many). The

@@ -6,7 +6,8 @@ Introduced in notebook 01; each notebook adds the plots it needs. Every function
 - :func:`save_fig`: the one way a figure reaches ``img/``.
 - Data: :func:`plot_examples`, :func:`plot_channels`, :func:`plot_digits`, :func:`plot_bars`.
 - Training and models: :func:`plot_history`, :func:`plot_confusion`, :func:`plot_feature_maps`,
-  :func:`plot_score_map`, :func:`plot_predictions`, :func:`plot_leave_one_out`, :func:`plot_table`.
+  :func:`plot_score_map`, :func:`plot_predictions`, :func:`plot_leave_one_out`, :func:`plot_rate_grid`,
+  :func:`plot_table`.
   Class colours, error maps and ``plot_channel_grid`` (a model's probability per channel) live in ``panels``
   and are imported here too.
 """
@@ -331,6 +332,40 @@ def plot_leave_one_out(
     ax.set_xlim(0, 1.25)
     ax.set_xlabel(xlabel)
     ax.legend(fontsize=8, loc="lower right", frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rate_grid(
+    scores: dict[str, dict[float, float]],
+    reference: tuple[str, list[float]] | None = None,
+    ylabel: str = "validation mean IoU",
+) -> plt.Figure:
+    """Each model's score against its peak learning rate (log scale), its best rate ringed.
+
+    Args:
+        scores: {model: {learning rate: score}}, one line per model.
+        reference: (label, scores over seeds) of a model trained at one rate, drawn as a horizontal line at
+            its mean with a band of one standard deviation either side.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for name, by_rate in scores.items():
+        rates = sorted(by_rate)
+        values = [by_rate[r] for r in rates]
+        (line,) = ax.plot(rates, values, marker="o", label=name)
+        best = rates[int(np.argmax(values))]
+        ax.plot([best], [by_rate[best]], marker="o", ms=13, mfc="none", color=line.get_color())
+    if reference is not None:
+        label, values = reference
+        mean, std = float(np.mean(values)), float(np.std(values))
+        ax.axhline(mean, color="tab:green", lw=1.5, ls="--", label=f"{label} (mean over {len(values)} seeds)")
+        ax.axhspan(mean - std, mean + std, color="tab:green", alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("peak learning rate (Adam)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig

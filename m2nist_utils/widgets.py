@@ -1,6 +1,6 @@
 """Interactive views for JupyterLab: a per-digit mask viewer over a set of images.
 
-Introduced in notebook 07 (and used on the dataset alone in notebook 01). The viewer draws with
+Introduced in notebook 08 (and used on the dataset alone in notebook 01). The viewer draws with
 :func:`panels.render_masks` into one ``ipywidgets.Image`` that it updates in place, so redraws neither flicker
 nor leave matplotlib figures open; a row of HTML titles above it names the panels.
 
@@ -27,7 +27,7 @@ CHANNEL_BUTTON_WIDTH = "auto"
 class MaskViewer(widgets.VBox):
     """Browse images with their true (and predicted) masks, all digits at once or one channel at a time.
 
-    Introduced in notebook 07 (and used on the dataset alone in notebook 01).
+    Introduced in notebook 08 (and used on the dataset alone in notebook 01).
 
     Args:
         images: uint8 (N, 64, 84).
@@ -131,7 +131,7 @@ def mask_viewer(
 ) -> MaskViewer:
     """An interactive per-digit mask viewer (a :class:`MaskViewer`); display it as a cell's last line.
 
-    Introduced in notebook 07 (and used on the dataset alone in notebook 01).
+    Introduced in notebook 08 (and used on the dataset alone in notebook 01).
 
     Args:
         images: uint8 (N, 64, 84).

@@ -73,7 +73,7 @@ def test_per_image_iou_by_hand():
     scores = metrics.per_image_iou(true, pred)
     # Image 1: IoU(5) = 1 / 2, IoU(6) = 0 / 1; background is not averaged in.
     assert scores.tolist() == pytest.approx([1.0, 1 / 4, 0.0, 1.0])
-    assert np.argsort(scores, kind="stable")[:2].tolist() == [2, 1]  # worst first, as notebook 07 ranks
+    assert np.argsort(scores, kind="stable")[:2].tolist() == [2, 1]  # worst first, as notebook 08 ranks
 
 
 def test_digit_borders_by_hand():

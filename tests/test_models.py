@@ -63,7 +63,7 @@ def test_load_model_errors_name_the_file(tmp_path):
 
 def test_device_is_described():
     gpus = len(tf.config.list_physical_devices("GPU"))
-    expected = f"{gpus} GPU(s): " if gpus else f"CPU ({os.cpu_count()} cores visible)"
+    expected = f"{gpus} GPU(s): " if gpus else f"CPU ({config.usable_cores()} cores visible)"
     assert config.describe_device().startswith(expected)
     # One replica per GPU when there are several, else the one device.
     assert training.distribution_strategy().num_replicas_in_sync == max(1, gpus)

@@ -1,8 +1,8 @@
-"""training.time_configuration, the timing helper of notebook 06 (issue 11).
+"""training.time_configuration, the timing helper of notebook 07 (issue 11).
 
 The training itself is replaced by a stand-in that records what it was asked to do, so that these tests check
 the helper's own logic (batch and learning rate scaled with the replicas, the policy restored, a failure
-reported as a row) in well under a second per test; the real training runs in notebook 06 through nbval.
+reported as a row) in well under a second per test; the real training runs in notebook 07 through nbval.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""viz.plot_leave_one_out: the final model first, each bar the mean over seeds, its error bar the std."""
+"""viz.plot_leave_one_out (the final model first, each bar the mean over seeds, its error bar the std) and
+viz.plot_rate_grid (a line per model over its learning rates, its best rate ringed, a reference band)."""
 
 import matplotlib
 import matplotlib.container
@@ -28,3 +29,18 @@ def test_leave_one_out_bars_are_means_with_std_error_bars_final_on_top():
     half_widths = sorted(round((s[1][0] - s[0][0]) / 2, 4) for s in segments)
     assert half_widths == sorted(round(float(np.std(v)), 4) for v in runs.values())
     assert "2 seeds" in " ".join(t.get_text() for t in ax.texts)
+
+
+def test_rate_grid_draws_each_model_over_its_rates_and_rings_the_best():
+    scores = {"unet": {1e-3: 0.5, 1e-4: 0.1, 3e-3: 0.2}, "small": {1e-3: 0.3, 3e-4: 0.7}}
+    fig = viz.plot_rate_grid(scores, reference=("ours", [0.90, 0.94]))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    lines = {tuple(line.get_xdata()): list(line.get_ydata()) for line in ax.get_lines()}
+    assert lines[(1e-4, 1e-3, 3e-3)] == [0.1, 0.5, 0.2]  # sorted by rate
+    assert lines[(3e-4, 1e-3)] == [0.7, 0.3]
+    assert lines[(1e-3,)] == [0.5] and lines[(3e-4,)] == [0.7]  # the rings: each model's best rate
+    reference = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(reference) == 1 and [round(y, 4) for y in reference[0].get_ydata()] == [0.92, 0.92]
+    band = ax.patches[0]  # mean +- one standard deviation
+    assert (round(band.get_y(), 4), round(band.get_y() + band.get_height(), 4)) == (0.9, 0.94)
