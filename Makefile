@@ -20,9 +20,14 @@ $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: need Python 3.11, 3.12 or 3.13 on PATH (or make PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
+# A download cut short by the registry (IncompleteRead) fails pip outright, so each install is tried
+# up to three times; pip's own --retries/--timeout bound every connection, so nothing hangs.
+PIP_INSTALL = for try in 1 2 3; do $(BIN)/python -m pip install --quiet --retries 5 --timeout 60 $(1) && break; \
+	test $$try = 3 && exit 1; echo "pip install failed (try $$try of 3); retrying in 15 s"; sleep 15; done
+
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(call PIP_INSTALL,--upgrade pip)
+	$(call PIP_INSTALL,-e ".[dev]")
 	touch $@
 
 install: $(STAMP)
