@@ -12,7 +12,6 @@ import argparse
 import time
 
 from m2nist_utils import artifacts, config, freeze, mnist, results, segmenter, training
-from m2nist_utils._tf import keras
 
 import numpy as np
 
@@ -32,19 +31,6 @@ def throughput(predict, images: np.ndarray, batch_size: int, min_seconds: float)
             np.asarray(predict(batch))
         rates.append(len(batches) * batch_size / (time.perf_counter() - round_start))
     return float(np.median(rates))
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds of every training epoch."""
-
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def main() -> None:
@@ -84,7 +70,7 @@ def main() -> None:
     # the training graph, so the second one is the steady pace of training.
     trainee = segmenter.build_fcn(artifacts.load_or_create_cnn())
     pools = mnist.split_pools("auto")
-    timer = EpochTimer()
+    timer = training.EpochTimer()
     training.train_fcn(
         trainee, pools["train"], epochs=2, images_per_epoch=args.train_images, verbose=0, callbacks=[timer]
     )

@@ -11,10 +11,11 @@
   ``pipeline``: the tf.data input pipeline (notebook 05).
 - ``artifacts``: paths of data and models and the one load-or-create cache (every notebook).
 - ``metrics``, ``results``, ``claims``: IoU, the committed figures and the checks of conclusions drawn
-  from them; ``viz``, ``panels``, ``widgets``: figures and
+  from them; ``viz``, ``panels``, ``charts``, ``widgets``: figures and
   the interactive mask viewer (notebook 08).
 - ``files``, ``arrays``: atomic writes, safe ``.npy`` reading; ``distributed``: the ``train`` command and
-  multi-worker training; ``__main__``: the command line.
+  multi-worker training; ``compat``: workarounds for bugs in Keras and TensorFlow, each until it is fixed;
+  ``arguments``: the command line's argument types; ``__main__``: the command line.
 
 Modules are imported on demand (``from m2nist_utils import m2nist, segmenter``) so that the light ones
 (data, metrics) never pay for importing TensorFlow.

@@ -15,7 +15,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from .files import check_folder_target
+from .arguments import number
+from .files import check_folder_holds_only, check_folder_target
 
 #: Peak bytes per pixel of ``generate``: images (1) + class maps (1) + one-hot masks (11), written in place.
 GENERATE_BYTES_PER_PIXEL = 13
@@ -31,33 +32,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _whole_number(low: int, high: int | None = None):
-    """An argparse type: an int in low..high, so that the error names the argument (``argument --seed``)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bounds = f"at least {low}" if high is None else f"from {low} to {high}"
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
-        return value
-
-    return parse
-
-
 def _check_out(out: Path, force: bool) -> None:
     """Refuse an ``--out`` that cannot become the dataset folder, before any work is done."""
     check_folder_target(out, str(out))  # the pair is written into a temporary sibling folder
     if out.is_dir():
-        names = set(os.listdir(out))
-        extra = sorted(names - {"combined.npy", "segmented.npy"})
-        if extra:
-            raise ValueError(
-                f"{out}: holds other files ({', '.join(extra[:5])}); generate replaces the whole "
-                "folder, so choose an empty or new one"
-            )
+        check_folder_holds_only(out, ("combined.npy", "segmented.npy"), str(out), writer="generate")
+        names = os.listdir(out)
         if names and not force:
             raise ValueError(
                 f"{out}: already holds an M2NIST dataset ({sorted(names)[0]}); add --force to replace it"
@@ -101,12 +81,13 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     images, masks = m2nist.load_m2nist(args.data)
     predict, params = _load_predictor(args.model)
-    from ._tf import tf
+    from ._tf import error_line, tf
 
     try:
         scores = metrics.evaluate_segmentation(predict, images, m2nist.to_class_map(masks), args.batch_size)
     except tf.errors.OpError as exc:
-        raise ValueError(f"{args.model}: the model failed while running ({_op_error_line(exc)})") from exc
+        reason = error_line(exc.message, node=True)
+        raise ValueError(f"{args.model}: the model failed while running ({reason})") from exc
     except ValueError as exc:
         raise ValueError(f"{args.model}: {exc}") from exc
     scores["params"] = params
@@ -136,17 +117,6 @@ def _load_predictor(path: str):
     raise ValueError(f"{path}: expected a .keras model or a frozen .pb graph")
 
 
-def _op_error_line(exc) -> str:
-    """TensorFlow's reason and node from an ``OpError``, without the Python stack it carries."""
-    import re
-
-    lines = [line.strip() for line in exc.message.splitlines() if line.strip()]
-    noise = ("Graph execution error", "Detected at node", "File ", "[[")
-    reason = next((line for line in lines if not line.startswith(noise)), lines[0] if lines else "")
-    node = re.search(r"Detected at node (\S+)", exc.message)
-    return f"at node {node.group(1).removeprefix('frozen/')}: {reason}" if node else reason
-
-
 def _known_errors() -> tuple[type[BaseException], ...]:
     # Evaluated only when an exception is being matched, so TensorFlow is never imported just for this.
     known: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError, MemoryError)
@@ -159,23 +129,23 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .mnist import SPLITS
+
     parser = _Parser(prog="python -m m2nist_utils", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write combined.npy and segmented.npy (public M2NIST format)")
     gen.add_argument("--out", required=True, help="folder to write into (created if missing)")
-    gen.add_argument("--n-images", type=_whole_number(1), required=True)
-    gen.add_argument("--seed", type=_whole_number(0), default=0, help="seed of the image composition")
+    gen.add_argument("--n-images", type=number(int, 1), required=True)
+    gen.add_argument("--seed", type=number(int, 0), default=0, help="seed of the image composition")
     gen.add_argument(
-        "--pool-seed", type=_whole_number(0), default=0, help="seed of the train/val/test digit split"
+        "--pool-seed", type=number(int, 0), default=0, help="seed of the train/val/test digit split"
     )
     gen.add_argument(
         "--source", default="auto", help="sample | keras | auto | PATH (mnist.npz or IDX folder)"
     )
-    gen.add_argument(
-        "--split", default="train", choices=["train", "val", "test"], help="digit pool to draw from"
-    )
-    gen.add_argument("--max-digits", type=_whole_number(1, 6), default=3, help="1 to 6 digits per image")
+    gen.add_argument("--split", default="train", choices=SPLITS, help="digit pool to draw from")
+    gen.add_argument("--max-digits", type=number(int, 1, 6), default=3, help="1 to 6 digits per image")
     gen.add_argument("--force", action="store_true", help="replace a dataset that --out already holds")
     gen.set_defaults(run=_generate)
 
@@ -184,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", required=True, help="a .keras model or a frozen .pb graph (image:0 -> probabilities:0)"
     )
     ev.add_argument("--data", required=True, help="folder with combined.npy and segmented.npy")
-    ev.add_argument("--batch-size", type=_whole_number(1), default=256)
+    ev.add_argument("--batch-size", type=number(int, 1), default=256)
     ev.set_defaults(run=_evaluate)
     from .distributed import add_train_parser  # the train command (imports TensorFlow only when it runs)
 

@@ -32,7 +32,7 @@ from . import classifier, config, freeze, segmenter, training
 from ._tf import keras
 from .files import atomic_save, atomic_save_to_path
 from .m2nist import MAX_DIGITS, Split, compose_images
-from .mnist import resolve_source, split_pools
+from .mnist import SPLITS, resolve_source, split_pools
 
 T = TypeVar("T")
 
@@ -123,7 +123,7 @@ def load_or_create_split(
     thing. Each split draws only from its own digit pool, with its own seed. ``n_images`` defaults to
     ``config.N_IMAGES[split]`` (smaller in quick mode).
     """
-    if split not in ("train", "val", "test"):
+    if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected 'train', 'val' or 'test'")
     n_images = config.N_IMAGES[split] if n_images is None else n_images
     source = resolve_source(source)
@@ -132,7 +132,7 @@ def load_or_create_split(
 
     def create() -> Split:
         pool = split_pools(source, seed=seed)[split]
-        image_seed = seed * 3 + ("train", "val", "test").index(split) + 1
+        image_seed = seed * 3 + SPLITS.index(split) + 1
         return compose_images(pool, n_images, max_digits=max_digits, seed=image_seed, gap=gap)
 
     def save(data: Split, path: Path) -> None:
@@ -269,4 +269,3 @@ def _load_or_create_frozen(keras_file: Path, frozen_file: Path, output_name: str
 
     load_or_create(frozen_file, {"frozen_from": file_digest(keras_file)}, create, save, load)
     return frozen_file
-

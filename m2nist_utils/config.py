@@ -12,7 +12,7 @@ Introduced in notebook 01. Environment variables:
 
 Contents: :data:`QUICK`, :data:`HOME` and the folders (:data:`DATA_DIR`, :data:`MODELS_DIR`,
 :data:`IMG_DIR`, :data:`RESULTS_DIR`), :data:`N_IMAGES`; :func:`mode`, :func:`describe`,
-:func:`describe_device`, :func:`describe_versions`, :func:`seed_everything`.
+:func:`describe_device`, :func:`usable_cores`, :func:`describe_versions`, :func:`seed_everything`.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def describe_device() -> str:
 
 
 def usable_cores() -> int:
-    """The CPU cores this process may run on: its affinity (``taskset``) where the system has one, else all."""
+    """The CPU cores this process may run on: its affinity (``taskset``) where there is one, else all."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1

@@ -27,6 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arguments import number
 from .files import check_folder_target
 
 #: The jobs of a MultiWorkerMirroredStrategy cluster: an optional chief and the workers.
@@ -132,32 +133,16 @@ def cluster_strategy(task: ClusterTask | None):
 
     Call it before any other TensorFlow work: collective ops can only be set up at program start.
     """
-    from ._tf import tf
-
     if task is None:
         from . import training
 
         return training.distribution_strategy()
 
-    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
-        """TensorFlow's strategy, with a ``reduce`` that takes what Keras 3's ``fit`` hands it.
+    from . import compat
+    from ._tf import tf
 
-        Keras 3.15.1 calls ``strategy.reduce`` under this strategy with values that only its other
-        strategies accept (keras-team/keras#20585, tensorflow/tensorflow#72388), and ``fit`` fails:
-        a whole (images, class maps) batch, to learn the input shapes ("Attempt to convert a value
-        (PerReplica...)"), and each step's scalar loss with ``axis=0``, a batch axis that a scalar lacks
-        ("Invalid reduction dimension 0"). Here a structure is reduced value by value and a scalar across
-        the replicas only, which is what Keras means. Gradients are all-reduced by TensorFlow as before.
-        """
-
-        def reduce(self, reduce_op, value, axis=None):
-            parent = tf.distribute.MultiWorkerMirroredStrategy.reduce
-
-            def one(v):
-                scalar = all(t.shape.rank == 0 for t in self.experimental_local_results(v))
-                return parent(self, reduce_op, v, None if scalar else axis)
-
-            return tf.nest.map_structure(one, value)
+    class MultiWorkerMirroredStrategy(compat.MultiWorkerMirroredStrategy):
+        """TensorFlow's strategy, with :mod:`compat`'s fix for Keras' ``fit``, sharding data by batch."""
 
         def experimental_distribute_dataset(self, dataset, options=None):
             """Shard by data, said explicitly: every worker draws the same stream of global batches
@@ -187,7 +172,7 @@ def weights_digest(model) -> str:
 def run_train(args: argparse.Namespace) -> None:
     """The ``train`` command (see the module's docstring); bad input raises ValueError before TensorFlow."""
     out = Path(args.out)
-    _check_out(out)
+    check_folder_target(out, f"--out {out}")  # refused before any work is done
     task = read_tf_config()
     if task is not None:
         check_port_free(task)
@@ -219,7 +204,7 @@ def run_train(args: argparse.Namespace) -> None:
     cnn = artifacts.load_or_create_cnn(args.source, args.seed)  # float32: only its weights are used
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    keras.utils.set_random_seed(args.seed)
+    config.seed_everything(args.seed)
     with strategy.scope():
         model = segmenter.build_fcn(cnn)
     if task is not None:
@@ -294,27 +279,6 @@ def _scaled_learning_rate(recipe: dict[str, object], global_batch: int) -> float
     return float(recipe["learning_rate"]) * global_batch / int(recipe["batch_size"])
 
 
-def _check_out(out: Path) -> None:
-    """Refuse an ``--out`` that cannot become the model folder, before any work is done."""
-    check_folder_target(out, f"--out {out}")
-
-
-def _number(kind: type, low: float, above: bool = False):
-    """An argparse type: an int or float >= low (> low with ``above``), so that the error names the flag."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            whole = "whole " if kind is int else ""
-            raise argparse.ArgumentTypeError(f"expected a {whole}number, got {text!r}") from None
-        if not math.isfinite(value) or value < low or (above and value == low):
-            raise argparse.ArgumentTypeError(f"must be {'above' if above else 'at least'} {low}, got {text}")
-        return value
-
-    return parse
-
-
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``train`` command on the command line's subparsers (``m2nist_utils.__main__``)."""
     recipe = "default: the final recipe's (training.FCN_RECIPE)"
@@ -330,11 +294,11 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         ("--images-per-epoch", "N", f"training images per epoch; {recipe}"),
         ("--batch-size", "B", f"per replica; global batch = this x replicas; {recipe}"),
     ]:
-        train.add_argument(flag, metavar=metavar, type=_number(int, 1), help=text)
+        train.add_argument(flag, metavar=metavar, type=number(int, 1), help=text)
     seed = "seed of the digit split, CNN and FCN"
-    train.add_argument("--seed", metavar="S", type=_number(int, 0), default=0, help=seed)
+    train.add_argument("--seed", metavar="S", type=number(int, 0), default=0, help=seed)
     scaling = "default: the recipe's, x global batch / the recipe's batch (32): linear scaling"
-    train.add_argument("--learning-rate", metavar="LR", type=_number(float, 0, above=True), help=scaling)
+    train.add_argument("--learning-rate", metavar="LR", type=number(float, 0, above=True), help=scaling)
     train.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (pays off on GPUs)")
     xla = "compile the training step with XLA (off by default, as Keras leaves it under a strategy)"
     train.add_argument("--jit", action="store_true", help=xla)

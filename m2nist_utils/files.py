@@ -9,7 +9,8 @@ on its temporary, so one still being written by a live process is left alone).
 
 - :func:`atomic_save`, :func:`atomic_save_to_path`: one file; :func:`atomic_save_folder`: a set of files.
 - :func:`folder_identity`: tells whether a folder was swapped while it was read.
-- :func:`check_folder_target`: refuses a path that cannot become a folder written there, before any work.
+- :func:`check_folder_target`: refuses a path that cannot become a folder written there, before any work;
+  :func:`check_folder_holds_only`: refuses a folder that holds files a whole-folder save would destroy.
 """
 
 from __future__ import annotations
@@ -66,12 +67,7 @@ def atomic_save_folder(
     if folder.exists():
         if not folder.is_dir():
             raise ValueError(f"{folder}: exists and is not a folder")
-        extra = sorted(set(os.listdir(folder)) - set(allowed))
-        if extra:
-            raise ValueError(
-                f"{folder}: holds other files ({', '.join(extra[:5])}); this save replaces the whole "
-                "folder, so choose an empty or new one"
-            )
+        check_folder_holds_only(folder, allowed, str(folder))
     parent = folder.parent
     parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(parent, folder.name)
@@ -119,6 +115,21 @@ def check_folder_target(out: Path, label: str) -> None:
             if not os.access(folder, os.W_OK | os.X_OK):
                 raise ValueError(f"{label}: cannot write in {folder} (permission denied)")
             break
+
+
+def check_folder_holds_only(
+    folder: Path, allowed: Iterable[str], label: str, writer: str = "this save"
+) -> None:
+    """Refuse an existing ``folder`` that holds names outside ``allowed``: ``writer`` replaces all of it.
+
+    ``label`` starts the message, ``writer`` names what replaces the folder (``generate``, say).
+    """
+    extra = sorted(set(os.listdir(folder)) - set(allowed))
+    if extra:
+        raise ValueError(
+            f"{label}: holds other files ({', '.join(extra[:5])}); {writer} replaces the whole folder, "
+            "so choose an empty or new one"
+        )
 
 
 def folder_identity(folder: str | os.PathLike) -> tuple[int, int] | None:

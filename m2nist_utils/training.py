@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from . import config, pipeline
-from ._tf import keras, tf
+from ._tf import error_line, keras, tf
 from .m2nist import N_CLASSES, to_input
 from .mnist import DigitPool
 from .segmenter import build_fcn, digits_only_loss, evaluate_fcn
@@ -196,7 +196,7 @@ def time_configuration(
         "learning_rate": learning_rate,
         "precision": precision,
     }
-    keras.utils.set_random_seed(seed)  # every configuration starts from the same initial weights
+    config.seed_everything(seed)  # every configuration starts from the same initial weights
     keras.mixed_precision.set_global_policy(precision)
     try:
         with strategy.scope():
@@ -207,7 +207,7 @@ def time_configuration(
             verbose=0, callbacks=[timer], jit_compile=jit_compile,
         )  # fmt: skip
     except tf.errors.InvalidArgumentError as error:  # e.g. XLA with replicas on logical CPU devices
-        return {**row, "xla": bool(model.jit_compile), "error": _root_cause(error.message)}
+        return {**row, "xla": bool(model.jit_compile), "error": error_line(error.message)}
     finally:
         keras.mixed_precision.set_global_policy("float32")
     epoch_s = min(timer.seconds[1:] or timer.seconds)
@@ -218,14 +218,3 @@ def time_configuration(
         "images_per_s": round(images_per_epoch / epoch_s),
         "val_mean_iou": round(float(evaluate_fcn(model, *validation)["mean_iou"]), 4),
     }
-
-
-def _root_cause(message: str) -> str:
-    """The first root error of a TensorFlow error message, without traceback, sources and job prefixes."""
-    import re
-
-    noise = re.compile(r"^(Graph execution error|Detected at node|File |Cf\. |\[\[|\d+ root error|$)")
-    lines = [line.strip() for line in message.splitlines()]
-    cause = next((line for line in lines if not noise.match(line)), message.strip())
-    cause = re.sub(r"^\(\d+\) \w+:\s*|\s*\(defined @ [^)]*\)", "", cause)
-    return cause.replace("/job:localhost/replica:0/task:0/", "/").strip()

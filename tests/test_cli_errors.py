@@ -465,6 +465,14 @@ def test_generate_bad_out(capsys, tmp_path, case):
             (tmp_path / "locked").chmod(0o755)
 
 
+def test_generate_refuses_a_folder_with_other_files(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    message = f"error: {tmp_path}: holds other files (notes.txt); generate replaces the whole folder"
+    assert_one_error(*generate(capsys, tmp_path), message)
+    assert snapshot(tmp_path) == before
+
+
 def test_generate_on_a_full_disk_keeps_the_old_pair_and_no_temporary(capsys, tmp_path, monkeypatch):
     out = tmp_path / "out"
     assert generate(capsys, out)[0] == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m2nist_utils import article_generator, artifacts, files, m2nist
+from m2nist_utils import article_generator, artifacts, files, m2nist, mnist
 from m2nist_utils.__main__ import main as cli
 
 import numpy as np
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
     n_images=st.integers(1, 40),
     max_digits=st.integers(1, 3),
     seed=st.integers(0, 2**31 - 1),
-    split=st.sampled_from(["train", "val", "test"]),
+    split=st.sampled_from(mnist.SPLITS),
 )
 def test_generator_invariants(n_images, max_digits, seed, split):
     pool = sample_pools()[split]

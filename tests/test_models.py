@@ -3,8 +3,6 @@ segmenter, training; notebooks 02-05). The caches are tested in test_artifacts."
 
 from __future__ import annotations
 
-import os
-
 from m2nist_utils import artifacts, classifier, config, segmenter, surgery, training
 
 import keras

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from m2nist_utils import m2nist, training
+from m2nist_utils import config, m2nist, training
 from m2nist_utils._tf import keras, tf
 
 import numpy as np
@@ -84,6 +84,13 @@ def test_mixed_precision_holds_while_training_and_float32_returns(pools, validat
     assert calls[0]["policy"] == "mixed_float16" and row["precision"] == "mixed_float16"
     assert calls[0]["model"].get_layer("conv1").compute_dtype == "float16"
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_every_configuration_is_seeded_through_seed_everything(pools, validation, calls, monkeypatch):
+    seeds = []
+    monkeypatch.setattr(config, "seed_everything", seeds.append)
+    training.time_configuration(None, pools["train"], validation, seed=3)
+    assert seeds == [3]
 
 
 def test_a_failed_configuration_is_a_row_naming_the_cause(pools, validation, monkeypatch):

@@ -1,0 +1,76 @@
+"""Charts of the experiments that read ``results/*.json`` (notebook 06); ``viz`` imports them too.
+
+- :func:`plot_leave_one_out`: the final model minus one idea, a bar per configuration, error bars the
+  standard deviation over seeds (``results/ablation.json``).
+- :func:`plot_rate_grid`: each model's score against its peak learning rate (``results/peer_unet.json``).
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def plot_leave_one_out(
+    runs: dict[str, list[float]], reference: str = "final", xlabel: str = "validation mean IoU"
+) -> plt.Figure:
+    """The final model minus one idea: each configuration's mean score over its seeds, one bar each.
+
+    Args:
+        runs: {configuration: its per-seed scores}, configurations named ``"no <idea>"`` (drawn as
+            ``- <idea>``) or otherwise (e.g. the article's FCN, drawn by name); ``reference`` (the final
+            model) is drawn first, in green, with a dashed line at its mean.
+    Error bars are the standard deviation over the seeds (their number is written beside each bar).
+    """
+    names = [reference] + sorted((k for k in runs if k != reference), key=lambda k: -np.mean(runs[k]))
+    means = np.array([np.mean(runs[k]) for k in names])
+    stds = np.array([np.std(runs[k]) for k in names])
+    y = np.arange(len(names))[::-1]
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(names) + 1.2))
+    colors = ["tab:green"] + ["tab:blue"] * (len(names) - 1)
+    ax.barh(y, means, xerr=stds, color=colors, capsize=3, height=0.6, label="mean; error bar: std over seeds")
+    ax.axvline(means[0], color="tab:green", lw=1, ls="--")
+    for yi, m, sd, k in zip(y, means, stds, names):
+        seeds = f"{len(runs[k])} seed{'s' if len(runs[k]) != 1 else ''}"
+        ax.text(m + sd + 0.015, yi, f"{m:.3f} ({seeds})", va="center", fontsize=8)
+    ax.set_yticks(y, [f"- {k[3:]}" if k.startswith("no ") else k for k in names], fontsize=9)
+    ax.set_xlim(0, 1.25)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8, loc="lower right", frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rate_grid(
+    scores: dict[str, dict[float, float]],
+    reference: tuple[str, list[float]] | None = None,
+    ylabel: str = "validation mean IoU",
+) -> plt.Figure:
+    """Each model's score against its peak learning rate (log scale), its best rate ringed.
+
+    Args:
+        scores: {model: {learning rate: score}}, one line per model.
+        reference: (label, scores over seeds) of a model trained at one rate, drawn as a horizontal line at
+            its mean with a band of one standard deviation either side.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for name, by_rate in scores.items():
+        rates = sorted(by_rate)
+        values = [by_rate[r] for r in rates]
+        (line,) = ax.plot(rates, values, marker="o", label=name)
+        best = rates[int(np.argmax(values))]
+        ax.plot([best], [by_rate[best]], marker="o", ms=13, mfc="none", color=line.get_color())
+    if reference is not None:
+        label, values = reference
+        mean, std = float(np.mean(values)), float(np.std(values))
+        ax.axhline(mean, color="tab:green", lw=1.5, ls="--", label=f"{label} (mean over {len(values)} seeds)")
+        ax.axhspan(mean - std, mean + std, color="tab:green", alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("peak learning rate (Adam)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
