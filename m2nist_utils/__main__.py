@@ -81,11 +81,13 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     images, masks = m2nist.load_m2nist(args.data)
     predict, params = _load_predictor(args.model)
-    from ._tf import error_line, tf
-
+    tf = sys.modules.get("tensorflow")  # a frozen graph's errors are TensorFlow's; none on another backend
+    op_error = tf.errors.OpError if tf is not None and hasattr(tf, "errors") else ()
     try:
         scores = metrics.evaluate_segmentation(predict, images, m2nist.to_class_map(masks), args.batch_size)
-    except tf.errors.OpError as exc:
+    except op_error as exc:
+        from ._tf import error_line
+
         reason = error_line(exc.message, node=True)
         raise ValueError(f"{args.model}: the model failed while running ({reason})") from exc
     except ValueError as exc:

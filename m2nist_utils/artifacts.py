@@ -24,15 +24,17 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from . import classifier, config, freeze, segmenter, training
-from ._tf import keras
+from . import config
 from .files import atomic_save, atomic_save_to_path
 from .m2nist import MAX_DIGITS, Split, compose_images
 from .mnist import SPLITS, resolve_source, split_pools
+
+if TYPE_CHECKING:  # imported where used: the data caches need no Keras
+    import keras
 
 T = TypeVar("T")
 
@@ -155,6 +157,8 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
 
 def load_model(path: str | os.PathLike) -> keras.Model:
     """``keras.models.load_model`` with a clear error naming a missing or unreadable file."""
+    from ._keras import keras
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
@@ -190,6 +194,8 @@ def fcn_frozen_path() -> Path:
 
 def cnn_key(source: str | None = "auto", seed: int = 0) -> dict[str, object]:
     """What makes ``models/cnn.keras``: digit source, seed, mode and :data:`classifier.CNN_RECIPE`."""
+    from . import classifier
+
     return {"model": "cnn", "source": resolve_source(source), "seed": seed, "mode": config.mode()} | {
         "recipe": classifier.CNN_RECIPE
     }
@@ -202,6 +208,7 @@ def save_cnn(model: keras.Model, source: str | None = "auto", seed: int = 0) -> 
 
 def load_or_create_cnn(source: str | None = "auto", seed: int = 0, verbose: int = 0) -> keras.Model:
     """``models/cnn.keras``, trained with :data:`classifier.CNN_RECIPE` (and saved) first when needed."""
+    from . import classifier
 
     def create() -> keras.Model:
         config.seed_everything(seed)  # the same weights whenever it is rebuilt
@@ -221,10 +228,15 @@ def load_or_create_frozen_cnn(source: str | None = "auto", seed: int = 0) -> Pat
 
 def fcn_key(source: str | None = "auto", seed: int = 0) -> dict[str, object]:
     """What makes ``models/fcn.keras``: source, seed, mode, :data:`training.FCN_RECIPE` and the CNN file."""
-    return {"model": "fcn", "source": resolve_source(source), "seed": seed, "mode": config.mode()} | {
+    from . import training
+    from ._keras import on_tensorflow
+
+    key = {"model": "fcn", "source": resolve_source(source), "seed": seed, "mode": config.mode()} | {
         "recipe": training.FCN_RECIPE,
         "cnn": file_digest(cnn_path()),
     }
+    # Another backend's kernels add in another order: its model is not the TensorFlow one.
+    return key if on_tensorflow() else key | {"backend": training.keras.backend.backend()}
 
 
 def save_fcn(model: keras.Model, source: str | None = "auto", seed: int = 0) -> Path:
@@ -237,25 +249,34 @@ def save_fcn(model: keras.Model, source: str | None = "auto", seed: int = 0) -> 
 
 
 def load_or_create_fcn(source: str | None = "auto", seed: int = 0, verbose: int = 0) -> keras.Model:
-    """``models/fcn.keras`` and its frozen twin, trained with :data:`training.FCN_RECIPE` first if needed."""
+    """``models/fcn.keras`` and its frozen twin, trained with :data:`training.FCN_RECIPE` first if needed.
+
+    On JAX or PyTorch (``KERAS_BACKEND``) the model is trained and cached on that backend, without the frozen
+    twin; the classifier must exist (its training is TensorFlow's).
+    """
+    from . import segmenter, training
+    from ._keras import on_tensorflow
+
     load_or_create_cnn(source, seed)
 
     def create() -> keras.Model:
         cnn = load_model(cnn_path())
         config.seed_everything(seed)
-        with training.distribution_strategy().scope():
+        with training.build_scope():
             model = segmenter.build_fcn(cnn)
         pool = split_pools(source, seed=seed)["train"]
         training.train_fcn(model, pool, seed=seed, verbose=verbose, **training.FCN_RECIPE)
         return model
 
     model = load_or_create(fcn_path(), fcn_key(source, seed), create, save_model, load_model)
-    _load_or_create_frozen(fcn_path(), fcn_frozen_path(), "probabilities")
+    if on_tensorflow():  # a frozen graph is TensorFlow's
+        _load_or_create_frozen(fcn_path(), fcn_frozen_path(), "probabilities")
     return model
 
 
 def _load_or_create_frozen(keras_file: Path, frozen_file: Path, output_name: str) -> Path:
     """``frozen_file``, frozen again whenever ``keras_file`` changed since it was made."""
+    from . import freeze
 
     def create() -> Path:
         return keras_file

@@ -8,12 +8,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import config
-from ._tf import keras, tf
+from ._keras import keras, require_tensorflow
 from .m2nist import to_input
 from .mnist import DigitPool
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 CNN_EPOCHS = 6 if config.QUICK else 40
 #: The classifier's training recipe (notebook 02): the defaults of :func:`train_cnn`, and part of the key
@@ -77,11 +82,14 @@ def _fmt(shape: tuple) -> str:
 def digit_dataset(
     pool: DigitPool, batch_size: int = 64, max_shift: int = 0, shuffle: bool = False, seed: int = 0
 ) -> tf.data.Dataset:
-    """Batches of (images float32 (B, 28, 28, 1) in [0, 1], labels int32 (B,)).
+    """Batches of (images float32 (B, 28, 28, 1) in [0, 1], labels int32 (B,)), as a ``tf.data`` pipeline.
 
     ``max_shift`` > 0 moves each digit by up to that many pixels in each direction, drawn afresh every
     epoch (zero-padded, then randomly cropped back to 28x28).
     """
+    require_tensorflow("the classifier's training data (tf.data)")
+    from ._tf import tf
+
     x = to_input(pool.images)
     ds = tf.data.Dataset.from_tensor_slices((x, pool.labels.astype(np.int32)))
     if shuffle:
@@ -111,7 +119,8 @@ def train_cnn(
     """Train the classifier on the train pool, validating on the val pool (notebook 02).
 
     Adam with a cosine-decaying learning rate; random shifts of up to ``max_shift`` pixels, because the
-    FCN built from this network later looks at digits that are not centred.
+    FCN built from this network later looks at digits that are not centred. TensorFlow only (its data is a
+    ``tf.data`` pipeline): on another backend, load the classifier that TensorFlow trained (``.keras``).
     """
     train = digit_dataset(pools["train"], batch_size, max_shift=max_shift, shuffle=True, seed=seed)
     val = digit_dataset(pools["val"], 256)
@@ -127,7 +136,5 @@ def train_cnn(
 
 def predict_digits(model: keras.Model, pool: DigitPool, batch_size: int = 512) -> np.ndarray:
     """Predicted labels int (N,) for a pool of 28x28 digits."""
-    logits = model.predict(
-        to_input(pool.images), batch_size=batch_size, verbose=0
-    )
+    logits = model.predict(to_input(pool.images), batch_size=batch_size, verbose=0)
     return np.argmax(logits, axis=-1)

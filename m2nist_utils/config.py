@@ -61,13 +61,24 @@ def describe() -> str:
 
 
 def describe_device() -> str:
-    """One line naming what TensorFlow computes on: the visible GPUs, else the CPU and its cores."""
-    from ._tf import tf
+    """One line naming what Keras' backend computes on: the visible GPUs, else the CPU and its cores."""
+    from ._keras import keras, on_tensorflow
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
+    if on_tensorflow():
+        from ._tf import tf
+
+        gpus = tf.config.list_physical_devices("GPU")
         names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
-        return f"{len(gpus)} GPU(s): {', '.join(names)}"
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        names = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    else:
+        import torch
+
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    if names:
+        return f"{len(names)} GPU(s): {', '.join(names)}"
     return f"CPU ({usable_cores()} cores visible)"
 
 
@@ -79,7 +90,7 @@ def usable_cores() -> int:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy, TensorFlow and Keras; on a GPU also make TensorFlow's ops deterministic.
+    """Seed Python, NumPy, Keras and its backend; on a GPU also make TensorFlow's ops deterministic.
 
     Guarantees: the same seed on the same machine and software (TensorFlow, CUDA, the number of GPUs)
     trains bit-identical weights, so a notebook run twice reports the same scores (``test_determinism``).
@@ -91,13 +102,16 @@ def seed_everything(seed: int) -> None:
     training epochs about 3x slower here. On a GPU, where cuDNN and atomic reductions add in a varying
     order, ``tf.config.experimental.enable_op_determinism()`` is switched on: for the rest of the process
     (it cannot be switched off), at the cost of slower deterministic kernels, and with Keras then turning
-    XLA off (notebook 07).
+    XLA off (notebook 07). On JAX the seed alone makes a run repeatable; on PyTorch a GPU's cuDNN may not.
     """
-    from ._tf import keras, tf
+    from ._keras import keras, on_tensorflow
 
     keras.utils.set_random_seed(seed)
-    if tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.enable_op_determinism()
+    if on_tensorflow():
+        from ._tf import tf
+
+        if tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.enable_op_determinism()
 
 
 def describe_versions() -> str:
@@ -106,9 +120,20 @@ def describe_versions() -> str:
 
     import numpy
 
-    from ._tf import keras, tf
+    from ._keras import keras, on_tensorflow
 
-    return (
-        f"Python {platform.python_version()} | TensorFlow {tf.__version__} | Keras {keras.__version__} | "
-        f"numpy {numpy.__version__}"
-    )
+    backend = keras.backend.backend()
+    if on_tensorflow():
+        from ._tf import tf
+
+        backend = f"TensorFlow {tf.__version__}"
+    elif backend == "jax":
+        import jax
+
+        backend = f"JAX {jax.__version__}"
+    else:
+        import torch
+
+        backend = f"PyTorch {torch.__version__}"
+    versions = f"{backend} | Keras {keras.__version__} | numpy {numpy.__version__}"
+    return f"Python {platform.python_version()} | {versions}"

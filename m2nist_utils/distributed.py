@@ -11,6 +11,9 @@ and an all-reduce keeps the weights identical everywhere. Only the chief writes 
 - :func:`cluster_strategy`: the strategy that ``TF_CONFIG`` asks for, or the single-machine one.
 - :func:`weights_digest`: a fingerprint of a model's weights, printed by every worker.
 - :func:`run_train`, :func:`add_train_parser`: the ``train`` command.
+
+On JAX or PyTorch (``KERAS_BACKEND``) the same command trains on one device of that backend, on the NumPy
+stream (``stream``), and writes ``fcn.keras`` only: clusters and frozen graphs are TensorFlow's.
 """
 
 from __future__ import annotations
@@ -174,17 +177,23 @@ def run_train(args: argparse.Namespace) -> None:
     out = Path(args.out)
     check_folder_target(out, f"--out {out}")  # refused before any work is done
     task = read_tf_config()
-    if task is not None:
-        check_port_free(task)
-    strategy = cluster_strategy(task)  # before any other TensorFlow work (see cluster_strategy)
+    from ._keras import keras, on_tensorflow
 
-    from . import artifacts, config, freeze, mnist, segmenter, training
-    from ._tf import keras
+    tensorflow = on_tensorflow()
+    if task is not None:
+        if not tensorflow:
+            backend = keras.backend.backend()
+            raise ValueError(f"TF_CONFIG: a cluster needs TensorFlow; Keras runs on {backend} here")
+        check_port_free(task)
+    # Before any other TensorFlow work (see cluster_strategy); another backend trains on its one device.
+    strategy = cluster_strategy(task) if tensorflow else None
+
+    from . import artifacts, config, mnist, segmenter, training
 
     recipe = training.FCN_RECIPE
     epochs = args.epochs or recipe["epochs"]
     images_per_epoch = args.images_per_epoch or recipe["images_per_epoch"]
-    replicas = strategy.num_replicas_in_sync
+    replicas = strategy.num_replicas_in_sync if strategy else 1
     global_batch = (args.batch_size or recipe["batch_size"]) * replicas
     learning_rate = args.learning_rate or _scaled_learning_rate(recipe, global_batch)
     where = (
@@ -193,19 +202,21 @@ def run_train(args: argparse.Namespace) -> None:
     print(f"{config.describe()} | {config.describe_device()}", flush=True)
     scaled = "" if args.learning_rate else " (the recipe's, scaled with the global batch)"
     steps = math.ceil(images_per_epoch / global_batch)
+    running = f"{type(strategy).__name__} on {where}" if strategy else f"Keras on {keras.backend.backend()}"
     settings = [
-        f"{type(strategy).__name__} on {where}: {replicas} replica(s) in sync",
+        f"{running}: {replicas} replica(s) in sync",
         f"global batch {global_batch} = {global_batch // replicas} per replica x {replicas}",
         f"learning rate {learning_rate:.4g}{scaled}",
         f"{epochs} epoch(s) of {images_per_epoch} images ({steps} steps each)",
-        f"mixed precision {'on' if args.mixed_precision else 'off'}; XLA {'on' if args.jit else 'off'}",
+        f"mixed precision {'on' if args.mixed_precision else 'off'}; "
+        f"XLA {'on' if args.jit or keras.backend.backend() == 'jax' else 'off'}",
     ]
     print("; ".join(settings), flush=True)
     cnn = artifacts.load_or_create_cnn(args.source, args.seed)  # float32: only its weights are used
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     config.seed_everything(args.seed)
-    with strategy.scope():
+    with strategy.scope() if strategy else training.build_scope():
         model = segmenter.build_fcn(cnn)
     if task is not None:
         _start_from_the_chiefs_weights(model, strategy)
@@ -220,7 +231,7 @@ def run_train(args: argparse.Namespace) -> None:
         distort=recipe["distort"],
         seed=args.seed,
         verbose=2,
-        jit_compile=args.jit,
+        jit_compile=args.jit if tensorflow else "auto",  # on JAX, "auto" is XLA
     )
     digest = weights_digest(model)
     # Saving reads every variable, which may all-reduce: every worker saves, only the chief into --out.
@@ -231,11 +242,16 @@ def run_train(args: argparse.Namespace) -> None:
         artifacts.save_model(model, keras_file)
         # Frozen from the file just written: a plain model, outside the strategy's mirrored variables.
         saved = artifacts.load_model(keras_file)
-        freeze.freeze_model(saved, frozen_file, output_name="probabilities")
+        written = f"{keras_file} (no frozen graph: TensorFlow's)"
+        if tensorflow:
+            from . import freeze
+
+            freeze.freeze_model(saved, frozen_file, output_name="probabilities")
+            written = f"{keras_file} and {frozen_file}"
         val = artifacts.load_or_create_split("val", source=args.source, seed=args.seed)
         scores = segmenter.evaluate_fcn(saved, val.images, val.class_maps)
         print(
-            f"wrote {keras_file} and {frozen_file}; validation mean IoU {scores['mean_iou']:.4f} "
+            f"wrote {written}; validation mean IoU {scores['mean_iou']:.4f} "
             f"({len(val.images)} images); weights sha256 {digest}",
             flush=True,
         )

@@ -21,11 +21,8 @@ import numpy as np
 from ._tf import tf
 from .m2nist import BACKGROUND, HEIGHT, MAX_DIGITS, PIXEL_MAX, WIDTH, ink_boxes
 from .mnist import DigitPool
+from .stream import DIGIT, ROTATION, SCALE, SHEAR
 
-#: Side of an MNIST digit, in pixels.
-DIGIT = 28
-#: The distortion's ranges, as ``training.distort_digits`` draws them: rotation (degrees), scale, shear.
-ROTATION, SCALE, SHEAR = 12.0, 0.1, 0.2
 #: Corners tried per digit before the image's placement starts over, and how often it may start over
 #: (the bounds of ``m2nist._place``, so that the placements follow the same distribution).
 TRIES, RESTARTS = 50, 1000

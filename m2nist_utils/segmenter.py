@@ -1,4 +1,4 @@
-"""Our FCN (notebook 05): the network, its losses, prediction and scoring.
+"""Our FCN (notebook 05): the network, its losses, prediction and scoring, on any Keras backend.
 
 - :func:`build_fcn`: the final network; each flag is one idea of notebook 06's ablation.
 - :data:`PIXEL_SCALE`: the pixel path's input scale.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import metrics
-from ._tf import keras, tf
+from ._keras import keras, on_tensorflow
 from .m2nist import BACKGROUND, HEIGHT, N_CLASSES, PIXEL_MAX, WIDTH, to_input
 from .surgery import convolutionalized_weights
 
@@ -142,11 +142,12 @@ def digits_only_loss(y_true, y_pred):
     Background pixels have an all-zero target and so contribute nothing: the network is never told what
     background is, and paints some digit everywhere (the article's "white background").
     """
-    target = tf.one_hot(tf.cast(y_true, tf.int32), N_CLASSES)[..., :BACKGROUND]
+    ops = keras.ops
+    target = ops.one_hot(ops.cast(y_true, "int32"), N_CLASSES)[..., :BACKGROUND]
     # Written out on purpose: keras' categorical_crossentropy hands a softmax's logits to TensorFlow's fused
     # op, whose gradient (softmax - target) assumes targets that sum to 1. For an all-zero target it is not
     # zero, and would push every background pixel's logits down without bound - training then diverges.
-    return -tf.reduce_sum(target * tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0)), axis=-1)
+    return -ops.sum(target * ops.log(ops.clip(y_pred, 1e-7, 1.0)), axis=-1)
 
 
 def fused_digits_loss(y_true, y_pred):
@@ -155,7 +156,7 @@ def fused_digits_loss(y_true, y_pred):
     Kept to show the pitfall of :func:`digits_only_loss` (notebook 05): for a softmax output Keras uses the
     fused op on its logits, whose gradient on an all-zero (background) target is the softmax itself.
     """
-    target = tf.one_hot(tf.cast(y_true, tf.int32), N_CLASSES)[..., :BACKGROUND]
+    target = keras.ops.one_hot(keras.ops.cast(y_true, "int32"), N_CLASSES)[..., :BACKGROUND]
     return keras.losses.categorical_crossentropy(target, y_pred)
 
 
@@ -176,7 +177,15 @@ def apply_ink_prior(probabilities: np.ndarray, images: np.ndarray) -> np.ndarray
 
 
 def compiled_predictor(model: keras.Model):
-    """``model`` in inference mode as one traced ``tf.function`` (no per-call Keras overhead)."""
+    """``model`` in inference mode as one compiled function: NumPy float32 in, NumPy out.
+
+    On TensorFlow one traced ``tf.function`` (no per-call Keras overhead); on JAX or PyTorch Keras' own
+    compiled predict step (``predict_on_batch``).
+    """
+    if not on_tensorflow():
+        return lambda x: keras.ops.convert_to_numpy(model.predict_on_batch(np.asarray(x, np.float32)))
+    from ._tf import tf
+
     # A fixed signature with an open batch size: one trace, whatever the size of the last batch.
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
     function = tf.function(lambda x: model(x, training=False), input_signature=[spec])

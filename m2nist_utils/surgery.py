@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._tf import keras, tf
+from ._keras import keras
 from .m2nist import HEIGHT, WIDTH
 
 
 class FrozenFeatures(keras.layers.Layer):
     """A frozen graph's intermediate tensor as a Keras layer (no trainable weights; notebook 04).
+
+    TensorFlow only: the graph runs as a TensorFlow function.
 
     Args:
         function: from :func:`m2nist_utils.freeze.load_frozen_graph`, float32 (N, H, W, 1) -> (N, h, w, C).
@@ -28,6 +30,8 @@ class FrozenFeatures(keras.layers.Layer):
         self.feature_shape = tuple(output_shape)
 
     def call(self, images):
+        from ._tf import tf  # a frozen graph runs on TensorFlow only
+
         features = self.function(images)
         return tf.ensure_shape(features, (None, *self.feature_shape))
 

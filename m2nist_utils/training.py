@@ -1,26 +1,37 @@
 """Training the FCN (notebook 05): the device strategy, the data stream and augmentation, the fit.
 
-- :func:`distribution_strategy`: what the model is built and trained in.
-- :func:`distort_digits`: slightly rotated, scaled and sheared copies of a digit pool.
-- :func:`train_fcn`: per-pixel cross-entropy, Adam and a cosine learning rate.
+- :func:`distribution_strategy`, :func:`build_scope`: what the model is built and trained in.
+- :func:`distort_digits`: slightly rotated, scaled and sheared copies of a digit pool (from ``stream``).
+- :func:`train_fcn`: per-pixel cross-entropy, Adam and a cosine learning rate, on any Keras backend.
 - :data:`FCN_RECIPE`, :data:`ABLATION_BUDGET`: the final recipe and a short budget (the article's baseline and
   the exercises of notebook 05).
 - :func:`split_cpu`, :class:`EpochTimer`, :func:`time_configuration`: logical CPU devices, epoch timing
   and one timed configuration (notebook 07).
+
+TensorFlow only: the strategies, :func:`split_cpu`, :func:`time_configuration` and the ``tf.data`` stream
+(the default on TensorFlow). On JAX or PyTorch, :func:`train_fcn` trains on ``stream.TrainingStream``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import config, pipeline
-from ._tf import error_line, keras, tf
+from . import config
+from ._keras import keras, on_tensorflow, require_tensorflow
 from .m2nist import N_CLASSES, to_input
 from .mnist import DigitPool
 from .segmenter import build_fcn, digits_only_loss, evaluate_fcn
+from .stream import TrainingStream, distort_digits
+
+if TYPE_CHECKING:  # TensorFlow's parts import it where they run
+    import tensorflow as tf
+
+__all__ = ["distort_digits"]  # re-exported: notebook 05 distorts digits through training
 
 
 @functools.cache
@@ -29,6 +40,9 @@ def distribution_strategy() -> tf.distribute.Strategy:
 
     One object per session: a model built in its scope must be compiled and trained in the same one.
     """
+    require_tensorflow("tf.distribute")
+    from ._tf import tf
+
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
@@ -41,6 +55,9 @@ def split_cpu(n_devices: int = 2) -> list[str]:
     For teaching and testing data parallelism without GPUs (notebook 07). Must run before TensorFlow
     first uses a device; returns the logical CPU names.
     """
+    require_tensorflow("splitting the CPU into logical devices")
+    from ._tf import tf
+
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n_devices)
     return [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -59,18 +76,9 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def distort_digits(pool: DigitPool, seed: int, strength: float = 1.0) -> DigitPool:
-    """The pool's digits, each slightly rotated (up to 12 degrees), scaled (10%) and sheared (0.2).
-
-    Training-time augmentation only: the test images keep their digits untransformed (notebook 05).
-    """
-    rng = np.random.default_rng(seed)
-    n = len(pool.images)
-    angle = rng.uniform(-pipeline.ROTATION, pipeline.ROTATION, n) * strength
-    scale = 1 + rng.uniform(-pipeline.SCALE, pipeline.SCALE, n) * strength
-    shear = rng.uniform(-pipeline.SHEAR, pipeline.SHEAR, n) * strength
-    warped = pipeline.distort_with(pool.images, angle, scale, shear)
-    return DigitPool(warped.numpy().astype(np.uint8), pool.labels)
+def build_scope():
+    """What to build a model in: :func:`distribution_strategy`'s scope on TensorFlow, nothing otherwise."""
+    return distribution_strategy().scope() if on_tensorflow() else contextlib.nullcontext()
 
 
 def train_fcn(
@@ -88,6 +96,7 @@ def train_fcn(
     callbacks: list[keras.callbacks.Callback] | None = None,
     loss=None,
     jit_compile: bool | str = "auto",
+    stream: str = "auto",
 ) -> keras.callbacks.History:
     """Train a segmentation network with per-pixel cross-entropy, Adam and a cosine learning rate.
 
@@ -104,20 +113,34 @@ def train_fcn(
         jit_compile: compile the training step with XLA (``True``), not (``False``), or let Keras decide
             (``"auto"``: XLA only with a GPU, and never for a model built in a ``tf.distribute`` scope).
             Under op determinism (``config.seed_everything``) Keras turns XLA off, with a warning.
+            On JAX Keras always compiles with XLA.
+        stream: ``"tf.data"`` (``pipeline.training_dataset``), ``"numpy"`` (``stream.TrainingStream``, any
+            backend) or ``"auto"``: ``tf.data`` on TensorFlow, NumPy otherwise.
     """
     steps = epochs * int(np.ceil(images_per_epoch / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
     n_classes = model.output_shape[-1]
-    # Composed and distorted by tf.data on every core, streaming from the first batch (pipeline.py).
-    data = pipeline.training_dataset(
-        train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort
-    )
+    if stream == "auto":
+        stream = "tf.data" if on_tensorflow() else "numpy"
+    if stream == "tf.data":
+        from . import pipeline
+
+        # Composed and distorted by tf.data on every core, streaming from the first batch (pipeline.py).
+        data = pipeline.training_dataset(
+            train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort
+        )
+    elif stream == "numpy":
+        data = TrainingStream(
+            train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort
+        )
+    else:
+        raise ValueError(f"stream={stream!r}: expected 'auto', 'tf.data' or 'numpy'")
     val = None
     if validation is not None:
         images, class_maps = validation
         val = (to_input(images), class_maps.astype(np.int32))
     # Compile and fit in the strategy the model was built in (its variables live there).
-    with model.distribute_strategy.scope():
+    with model.distribute_strategy.scope() if on_tensorflow() else contextlib.nullcontext():
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
             loss=loss or _default_loss(n_classes),
@@ -167,7 +190,7 @@ def time_configuration(
     learning_rate: float | None = None,
     seed: int = 0,
 ) -> dict[str, object]:
-    """Train a fresh ``build_fcn(cnn)`` under one configuration and time its epochs (notebook 07).
+    """Train a fresh ``build_fcn(cnn)`` under one configuration and time its epochs (notebook 07; TensorFlow).
 
     The global batch is ``per_replica_batch`` x the strategy's replicas, and by default the final recipe's
     learning rate is scaled by the same factor (linear scaling: one step stands for that many). The
@@ -185,6 +208,9 @@ def time_configuration(
         ``epoch_s`` (the fastest epoch after the first, which also traces and compiles), ``images_per_s``
         and ``val_mean_iou``.
     """
+    require_tensorflow("time_configuration (tf.distribute)")
+    from ._tf import error_line, tf
+
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     if learning_rate is None:
