@@ -190,11 +190,8 @@ def _legend_html(with_prediction: bool) -> str:
     single = "a single channel shows its mask in white"
     if with_prediction:
         single += " and its errors alone (a wrong digit: missed in its own channel, a false alarm in another)"
-    lines = [
-        f"<b>channels:</b> {single}",
-        "<b>classes:</b> "
-        + "".join(_swatch(c, n) for c, n in zip(panels.CLASS_COLORS, panels.CLASS_NAMES)),
-    ]
+    swatches = "".join(_swatch(c, n) for c, n in zip(panels.CLASS_COLORS, panels.CLASS_NAMES))
+    lines = [f"<b>channels:</b> {single}", f"<b>classes:</b> {swatches}"]
     if with_prediction:
         lines.append(
             "<b>errors:</b> "

@@ -530,11 +530,25 @@ def test_generate_bad_numbers(capsys, tmp_path, monkeypatch, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_memory_check_counts_thirteen_bytes_per_pixel(monkeypatch):
-    monkeypatch.setattr(arrays, "available_memory", lambda: 13 * 64 * 84 * 1000)
-    arrays.check_memory(13 * 64 * 84 * 1000, "fits")
-    with pytest.raises(ValueError, match="needs 69.9 MB of memory, more than the 69.9 MB available"):
-        arrays.check_memory(13 * 64 * 84 * 1000 + 1, "one byte over")
+def test_generate_refuses_what_does_not_fit_at_thirteen_bytes_per_pixel(tmp_path, monkeypatch, capsys):
+    n = 20  # exactly n images fit in the memory said to be available
+    monkeypatch.setattr(arrays, "available_memory", lambda: n * 64 * 84 * 13)
+
+    def generate(folder, n_images):
+        return run(
+            capsys, "generate", "--out", tmp_path / folder, "--n-images", n_images, "--source", "sample"
+        )
+
+    status, _, err = generate("fits", n)
+    assert status == 0, err
+    assert_one_error(
+        *generate("over", n + 1), "--n-images 21", "needs 1.5 MB of memory, more than the 1.4 MB available"
+    )
+    assert not (tmp_path / "over").exists()
+    # 13 is what generate holds at its peak: images, class maps and 11-channel masks, one byte per value.
+    images, class_maps, _ = m2nist.compose_images(mnist.split_pools("sample")["train"], n)
+    held = images.nbytes + class_maps.nbytes + m2nist.to_one_hot(class_maps).nbytes
+    assert held == 13 * n * 64 * 84
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Atomic writes (m2nist_utils.files, notebook 01): permissions, fsync, temporary files, folder swaps."""
+"""Atomic writes (m2nist_utils.files, notebook 01): permissions, crashes, temporary files, folder swaps."""
 
 from __future__ import annotations
 
@@ -45,25 +45,56 @@ def test_files_follow_the_umask(tmp_path, umask, pools, mask, expected):
     assert _mode(tmp_path / "pair") == expected | 0o111 & ~mask
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="names open files through /proc")
-def test_file_is_fsynced_before_it_is_renamed(tmp_path, monkeypatch):
-    events = []
-    real_fsync, real_replace = os.fsync, os.replace
+#: The system calls of a save, any of which a crash (or a kill) may interrupt.
+SAVE_CALLS = ("open", "chmod", "fsync", "replace", "close")
 
-    def fsync(fd):
-        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
-        real_fsync(fd)
 
-    def replace(a, b):
-        events.append(("replace", str(a)))
-        real_replace(a, b)
+def save_crashing_at(path, data: bytes, crash_at: int, monkeypatch) -> str | None:
+    """``files.atomic_save(path, ...)`` of ``data``, interrupted at its step number ``crash_at`` (a system
+    call of :data:`SAVE_CALLS`, or one of the writer's two halves); the crash's message, or None if none."""
+    steps = []
 
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "replace", replace)
-    files.atomic_save(tmp_path / "a.bin", lambda f: f.write(b"x"))
-    tmp = next(name for kind, name in events if kind == "replace")
-    assert ("fsync", tmp) in events and events.index(("fsync", tmp)) < events.index(("replace", tmp))
-    assert events[-1] == ("fsync", str(tmp_path))  # the folder too, so the rename survives a power loss
+    def step(name):
+        steps.append(name)
+        if len(steps) == crash_at + 1:
+            raise KeyboardInterrupt(f"crash at {name}")  # a BaseException, as an interrupt is
+
+    def write(f):  # the writer itself may die half-way through
+        step("write")
+        f.write(data[: len(data) // 2])
+        step("write")
+        f.write(data[len(data) // 2 :])
+
+    with monkeypatch.context() as m:
+        for name in SAVE_CALLS:
+            real = getattr(os, name)
+            m.setattr(os, name, lambda *a, _real=real, _name=name, **k: (step(_name), _real(*a, **k))[1])
+        try:
+            files.atomic_save(path, write)
+        except KeyboardInterrupt as exc:
+            return str(exc)
+    return None
+
+
+def test_a_crash_at_any_step_of_a_save_leaves_the_old_file_or_the_new_one(tmp_path, monkeypatch):
+    path = tmp_path / "a.bin"
+    old, new = b"old" * 1000, b"new" * 1000
+    files.atomic_save(path, lambda f: f.write(old))
+    outcomes = []
+    for crash_at in range(100):
+        crashed = save_crashing_at(path, new, crash_at, monkeypatch)
+        content = path.read_bytes()
+        assert content in (old, new), f"{crashed}: a mix of the old and the new file"
+        assert os.listdir(tmp_path) == ["a.bin"], crashed  # no temporary left behind
+        outcomes.append((crashed, content == new))
+        if crashed is None:
+            break
+    # Every interruption before the rename keeps the old file; from the rename on the new one is in place.
+    first_new = next(i for i, (_, is_new) in enumerate(outcomes) if is_new)
+    assert all(not is_new for _, is_new in outcomes[:first_new]) and all(n for _, n in outcomes[first_new:])
+    assert outcomes[first_new - 1][0] == "crash at replace"  # the rename is the one step that switches
+    assert first_new >= 4  # the writer's two halves and the file's own sync came before it
+    assert outcomes[-1] == (None, True)
 
 
 def test_failed_folder_save_keeps_the_old_pair_and_leaves_no_temporary_folder(tmp_path, pools):
