@@ -126,7 +126,7 @@ def test_a_rerun_skips_finished_runs_and_tests_only_the_chosen(bench, monkeypatc
         seconds = 7.0 if model == "ours" else budget + 0.5
         row = {"model": model, "label": model, "learning_rate": rate, "seed": seed, "params": 1,
                "schedule": "s", "train_seconds": seconds, "images_seen": 32, "steps": 1, "train_loss": [1.0],
-               "final_train_loss": 0.1, "class_share_loss": 0.4,
+               "final_train_loss": 0.1, "class_share_loss": 0.4, "batch_norm": "none",
                "val": {"mean_iou": val.get((model, rate), 0.9)}}  # fmt: skip
         return row, tiny()
 
@@ -174,3 +174,23 @@ def test_a_peer_decays_its_rate_over_the_wall_time_and_stops_after_it(bench, mon
     assert log.steps == 50 and log.images == 200
     expected = 0.1 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * 99 / 100)))  # the 50th step began at 99 s
     assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(expected, rel=1e-4)
+
+
+def test_batch_norm_statistics_become_the_mean_over_training_batches(bench, pools):
+    # A tiny network with one batch normalisation: after re-estimation its moving mean and variance are the
+    # plain means of the batches' own means and variances, whatever they held before.
+    inputs = keras.Input((64, 84, 1))
+    norm = keras.layers.BatchNormalization(name="norm")
+    model = keras.Model(inputs, norm(keras.layers.Conv2D(2, 3, name="conv")(inputs)))
+    norm.moving_mean.assign([5.0, -5.0])  # stale statistics, far from any batch's
+    recipe = {"batch_size": 8, "distort": False}
+    assert bench.reestimate_batch_norm(model, pools["train"], recipe, seed=0, batches=3)
+    conv = keras.Model(inputs, model.get_layer("conv").output)
+    data = bench.stream_for_batch_norm(pools["train"], recipe, seed=0, batches=3)
+    features = [conv(data[i][0]).numpy() for i in range(3)]
+    means = np.mean([f.mean(axis=(0, 1, 2)) for f in features], axis=0)
+    variances = np.mean([f.var(axis=(0, 1, 2)) for f in features], axis=0)
+    np.testing.assert_allclose(norm.moving_mean.numpy(), means, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), variances, rtol=1e-3, atol=1e-6)
+    assert norm.momentum == 0.99  # put back for training
+    assert not bench.reestimate_batch_norm(segmenter.build_fcn(), pools["train"], recipe, seed=0, batches=1)
