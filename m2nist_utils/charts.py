@@ -1,8 +1,9 @@
-"""Charts of the experiments that read ``results/*.json`` (notebook 06); ``viz`` imports them too.
+"""Charts of the experiments that read ``results/*.json`` (notebooks 06 and 07); ``viz`` imports them too.
 
 - :func:`plot_leave_one_out`: the final model minus one idea, a bar per configuration, error bars the
   standard deviation over seeds (``results/ablation.json``).
 - :func:`plot_rate_grid`: each model's score against its peak learning rate (``results/peer_unet.json``).
+- :func:`plot_sweep`: a sweep's score against each knob, every trial a dot (``results/sweep.json``).
 """
 
 from __future__ import annotations
@@ -72,5 +73,35 @@ def plot_rate_grid(
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8, frameon=False, loc="lower right")
     ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(
+    trials: list[dict], knobs: list[str], score: str = "val_mean_iou", ylabel: str = "validation mean IoU"
+) -> plt.Figure:
+    """A sweep's score against each knob: one panel per knob, every trial a dot, the best trial ringed.
+
+    A line joins the best score at each value of the knob (over the other knobs' values): how far each knob
+    can take the score. Knobs whose values are all positive numbers spanning a factor of 4 or more are drawn
+    on a log scale.
+    """
+    fig, axes = plt.subplots(1, len(knobs), figsize=(3.1 * len(knobs), 3.2), sharey=True, squeeze=False)
+    best = max(trials, key=lambda t: t[score])
+    for ax, knob in zip(axes[0], knobs):
+        values = sorted({t[knob] for t in trials})
+        ax.scatter([t[knob] for t in trials], [t[score] for t in trials], s=18, color="tab:blue", alpha=0.7)
+        tops = [max(t[score] for t in trials if t[knob] == v) for v in values]
+        ax.plot(values, tops, color="tab:blue", lw=1, label="best at each value")
+        ring = {"marker": "o", "ms": 13, "mfc": "none", "color": "tab:red"}
+        ax.plot([best[knob]], [best[score]], **ring, label="best trial")
+        if min(values) > 0 and max(values) / min(values) >= 4:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [f"{v:g}" for v in values], fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlabel(knob.replace("_", " "))
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].legend(fontsize=8, frameon=False, loc="lower right")
     fig.tight_layout()
     return fig

@@ -44,3 +44,20 @@ def test_rate_grid_draws_each_model_over_its_rates_and_rings_the_best():
     assert len(reference) == 1 and [round(y, 4) for y in reference[0].get_ydata()] == [0.92, 0.92]
     band = ax.patches[0]  # mean +- one standard deviation
     assert (round(band.get_y(), 4), round(band.get_y() + band.get_height(), 4)) == (0.9, 0.94)
+
+
+def test_sweep_draws_every_trial_per_knob_and_rings_the_best():
+    trials = [
+        {"learning_rate": lr, "batch_size": b, "val_mean_iou": score}
+        for lr, b, score in [(0.002, 16, 0.5), (0.008, 16, 0.9), (0.002, 64, 0.6), (0.008, 64, 0.7)]
+    ]
+    fig = viz.plot_sweep(trials, ["learning_rate", "batch_size"])
+    assert len(fig.axes) == 2
+    for ax, knob in zip(fig.axes, ["learning_rate", "batch_size"]):
+        dots = ax.collections[0].get_offsets()
+        assert sorted(map(tuple, dots.tolist())) == sorted((t[knob], t["val_mean_iou"]) for t in trials)
+        tops, ring = ax.get_lines()
+        best_at = {v: max(t["val_mean_iou"] for t in trials if t[knob] == v) for v in (tops.get_xdata())}
+        assert list(tops.get_ydata()) == [best_at[v] for v in sorted(best_at)]
+        assert list(ring.get_ydata()) == [0.9]  # the best trial, ringed in every panel
+        assert ax.get_xscale() == "log"  # 0.002..0.008 and 16..64 span a factor of 4

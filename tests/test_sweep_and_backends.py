@@ -1,0 +1,40 @@
+"""benchmarks/sweep.py and benchmarks/backends.py in quick mode: what they record, and that a re-run resumes
+(issue 17). Both write under this test session's throw-away M2NIST_HOME."""
+
+from __future__ import annotations
+
+from m2nist_utils import config, results
+
+from conftest import load_benchmark
+
+
+def test_sweep_records_every_trial_and_the_best_and_resumes(capsys):
+    sweep = load_benchmark("sweep")
+    sweep.main(["--quick"])
+    record = results.load_results("sweep")
+    trials = record["trials"]
+    assert len(trials) == 2 and record["budget"] == sweep.QUICK_BUDGET
+    for trial in trials:
+        assert all(trial[knob] in values for knob, values in sweep.SPACE.items())
+        assert 0 <= trial["val_mean_iou"] <= 1 and trial["train_seconds"] > 0
+    assert len({(t["learning_rate"], t["batch_size"], t["width"]) for t in trials}) == 2  # grid points differ
+    assert record["best"] == max(trials, key=lambda t: t["val_mean_iou"])
+    capsys.readouterr()
+    sweep.main(["--quick"])  # everything done: nothing runs again
+    assert "2 of 2 trial(s) already" in capsys.readouterr().out
+    assert results.load_results("sweep")["trials"] == trials
+
+
+def test_backends_runs_jax_without_tensorflow_and_resumes(capsys):
+    backends = load_benchmark("backends")
+    backends.main(["--quick", "--runs", "jax/numpy", "--out", "backends_test"])
+    (row,) = results.load_results("backends_test")["runs"]
+    assert row["backend"] == "jax" and row["stream"] == "numpy" and row["xla"] is True
+    assert "JAX" in row["versions"] and "TensorFlow" not in row["versions"]
+    assert row["epochs"] == len(row["epoch_seconds"]) and row["epoch_s"] > 0
+    assert 0 <= row["val"]["mean_iou"] <= 1
+    assert results.load_results("backends_test")["mode"] == config.mode()
+    capsys.readouterr()
+    backends.main(["--quick", "--runs", "jax/numpy", "--out", "backends_test"])
+    out = capsys.readouterr().out
+    assert "1 run(s) already" in out and "0 to go" in out
