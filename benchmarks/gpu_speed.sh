@@ -15,9 +15,9 @@
 set -euo pipefail
 site=/tmp/m2nist-site
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl
-# The package itself, built from this tree without the registry (setuptools is already there).
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target "$site" .
-export PYTHONPATH="$site" KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+# The package from this tree, as an editable install would give it (nothing to build on a machine that
+# cannot reach a registry); data/, models/ and results/ are this tree's, the current folder.
+export PYTHONPATH="$site:$PWD" KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 python3 -c "import jax; print('JAX', jax.__version__, jax.devices())"
 timeout 290 python3 benchmarks/backends.py --runs jax/numpy --batch-sizes 32 256 \
     --precisions float32 mixed_bfloat16 --out backends_gpu

@@ -71,7 +71,7 @@ def plot_rate_grid(
     ax.set_xlabel("peak learning rate (Adam)")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.legend(fontsize=8, frameon=False, loc="best")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
