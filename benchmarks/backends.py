@@ -59,6 +59,8 @@ def child(spec: dict) -> dict:
     from m2nist_utils._keras import keras
 
     recipe = dict(training.FCN_RECIPE)
+    if config.QUICK:  # checks the script, not the backends: two tiny epochs
+        recipe.update(epochs=2, images_per_epoch=128)
     batch = spec["batch_size"]
     # Linear scaling, as the train command: a step over k times the images stands for k steps.
     learning_rate = float(recipe["learning_rate"]) * batch / int(recipe["batch_size"])

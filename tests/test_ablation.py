@@ -51,6 +51,7 @@ def test_each_configuration_takes_out_its_idea(ablation, cnn):
         assert _names(build[name]) == final
 
 
+@pytest.mark.slow
 def test_each_configuration_trains_with_the_final_recipe_but_its_idea(ablation, cnn, monkeypatch, pools):
     seen = []
 

@@ -53,6 +53,7 @@ def split(**settings):
     return artifacts.load_or_create_split("val", **{"n_images": 12, "source": "sample", **settings})
 
 
+@pytest.mark.slow
 def test_a_split_is_reused_with_its_settings(home, composed):
     first = split()
     again = split()
@@ -62,6 +63,7 @@ def test_a_split_is_reused_with_its_settings(home, composed):
 @pytest.mark.parametrize(
     "change", [{"seed": 1}, {"n_images": 13}, {"max_digits": 2}, {"gap": 3}], ids=lambda c: next(iter(c))
 )
+@pytest.mark.slow
 def test_a_changed_setting_rebuilds_the_split(home, composed, capsys, change):
     split()
     changed = split(**change)
@@ -206,6 +208,7 @@ def freeze_stub(model, path, **kwargs):
     path.write_bytes(graph_def.SerializeToString())
 
 
+@pytest.mark.slow
 def test_the_fcn_cache_follows_mode_recipe_and_its_cnn(home, trainings, monkeypatch):
     monkeypatch.setattr(freeze, "freeze_model", freeze_stub)
     artifacts.load_or_create_fcn(source="sample")

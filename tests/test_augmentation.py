@@ -57,6 +57,7 @@ def test_cnn_digits_are_not_shifted_without_max_shift(roomy_digits):
     assert np.array_equal(images.numpy()[..., 0], roomy_digits.images.astype(np.float32) / 255.0)
 
 
+@pytest.mark.slow
 def test_train_cnn_shifts_the_training_digits_only(monkeypatch, roomy_digits):
     real = classifier.digit_dataset
     seen = []
@@ -113,6 +114,7 @@ def first_batch(pool: DigitPool, **kwargs) -> tuple[np.ndarray, np.ndarray]:
     return images.numpy()[..., 0], maps.numpy()
 
 
+@pytest.mark.slow
 def test_training_dataset_distorts_its_digits_when_asked(digits):
     plain_images, _ = first_batch(digits)
     images, maps = first_batch(digits, distort=True)
@@ -121,6 +123,7 @@ def test_training_dataset_distorts_its_digits_when_asked(digits):
     assert np.array_equal(maps == 10, images == 0)
 
 
+@pytest.mark.slow
 def test_train_fcn_passes_distort_to_its_data(monkeypatch, digits):
     real = pipeline.training_dataset
     seen = []

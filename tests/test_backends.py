@@ -125,11 +125,13 @@ def run_without_tensorflow(code: str, home: Path, backend: str = "jax") -> subpr
     )
 
 
+@pytest.mark.slow
 def test_the_block_stops_tensorflow(tmp_path):
     run = run_without_tensorflow("import tensorflow", tmp_path)
     assert run.returncode != 0 and "blocked by the test" in run.stderr
 
 
+@pytest.mark.slow
 def test_the_data_tools_need_no_tensorflow(tmp_path):
     code = (
         # Notebook 01's imports, then the generate command and the split cache.
@@ -170,6 +172,7 @@ def jax_run(tmp_path_factory):
     return run_without_tensorflow(code, home), out, data
 
 
+@pytest.mark.slow
 def test_jax_trains_and_saves_without_tensorflow(jax_run):
     run, out, _ = jax_run
     assert run.returncode == 0, run.stderr[-3000:]
@@ -178,6 +181,7 @@ def test_jax_trains_and_saves_without_tensorflow(jax_run):
     assert "no frozen graph" in run.stdout
 
 
+@pytest.mark.slow
 def test_tensorflow_scores_the_jax_model_as_jax_does(jax_run, capsys):
     run, out, data = jax_run
     assert run.returncode == 0, run.stderr[-3000:]

@@ -473,6 +473,7 @@ def test_generate_refuses_a_folder_with_other_files(capsys, tmp_path):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_generate_on_a_full_disk_keeps_the_old_pair_and_no_temporary(capsys, tmp_path, monkeypatch):
     out = tmp_path / "out"
     assert generate(capsys, out)[0] == 0
@@ -530,6 +531,7 @@ def test_generate_bad_numbers(capsys, tmp_path, monkeypatch, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_generate_refuses_what_does_not_fit_at_thirteen_bytes_per_pixel(tmp_path, monkeypatch, capsys):
     n = 20  # exactly n images fit in the memory said to be available
     monkeypatch.setattr(arrays, "available_memory", lambda: n * 64 * 84 * 13)
@@ -566,6 +568,7 @@ def damaged_keras_cache(tmp_path, monkeypatch):
     return cache
 
 
+@pytest.mark.slow
 def test_damaged_keras_cache_with_source_auto_warns_once_and_uses_the_sample(
     capsys, tmp_path, damaged_keras_cache
 ):
@@ -583,6 +586,7 @@ def test_damaged_keras_cache_with_source_auto_warns_once_and_uses_the_sample(
         assert m2nist.load_m2nist(out)[0].shape == (4, 64, 84)
 
 
+@pytest.mark.slow
 def test_damaged_keras_cache_in_a_notebook_warns_and_still_gives_pools(damaged_keras_cache):
     with pytest.warns(UserWarning, match="the Keras MNIST cache is damaged"):
         fresh = mnist.resolve_source(damaged_keras_cache.parent.parent.parent / "x") and mnist.resolve_source(
@@ -639,6 +643,7 @@ def test_argparse_errors_are_one_line(tmp_path, args, message):
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["runtime-failure", "truncated-keras"])
 def test_no_tensorflow_log_lines_before_the_error(tmp_path, good, case):
     model = MODEL_CASES[case][0](tmp_path, good)

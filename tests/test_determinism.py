@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from tensorflow.python.framework import config as tf_config
 
+pytestmark = pytest.mark.slow  # trains networks or starts processes: not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def few_digits(pools) -> dict[str, DigitPool]:

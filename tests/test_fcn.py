@@ -28,6 +28,7 @@ def frozen_features(cnn, tmp_path_factory):
     return surgery.FrozenFeatures(encoder, (14, 19, 8))
 
 
+@pytest.mark.slow
 def test_article_fcn_shapes(frozen_features):
     fcn = surgery.build_article_fcn(frozen_features, n_classes=10)
     outputs = {r["layer"]: r["output"] for r in classifier.shape_table(fcn)}
@@ -116,6 +117,7 @@ def test_article_model_without_the_prior_never_says_background(frozen_features, 
     assert own["background_iou"] == 0 and prior["background_iou"] == 1
 
 
+@pytest.mark.slow
 def test_training_data_is_fresh_every_epoch(pools):
     data = pipeline.training_dataset(pools["train"], images_per_epoch=8, batch_size=4)
     first = np.concatenate([x for x, _ in data])
@@ -125,6 +127,7 @@ def test_training_data_is_fresh_every_epoch(pools):
     assert np.array_equal(np.concatenate([x for x, _ in fixed]), np.concatenate([x for x, _ in fixed]))
 
 
+@pytest.mark.slow
 def test_short_training_far_above_the_article(cnn, pools):
     """A quality floor, not a timing: the article's design scores about 0.23 on a larger budget.
 

@@ -68,6 +68,7 @@ def test_each_export_traces_afresh(tmp_path):
     assert np.allclose(freeze.load_frozen_graph(tmp_path / "b.pb")(x), b(x), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_plain_tensorflow_loads_it_without_the_package(frozen, tmp_path):
     x = digits(2)
     np.save(tmp_path / "x.npy", x)

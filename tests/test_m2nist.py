@@ -136,6 +136,7 @@ def test_interrupted_write_leaves_old_file(tmp_path):
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
 
 
+@pytest.mark.slow
 def test_split_cache_is_reused_and_rebuilt(tmp_path):
     first = artifacts.load_or_create_split("val", n_images=30, source="sample", folder=tmp_path)
     path = artifacts.dataset_path("val", tmp_path)
@@ -151,11 +152,13 @@ def test_split_cache_is_reused_and_rebuilt(tmp_path):
         artifacts.load_or_create_split("holdout", folder=tmp_path)
 
 
+@pytest.mark.slow
 def test_splits_use_their_own_pools(tmp_path, pools):
     test = artifacts.load_or_create_split("test", n_images=50, source="sample", folder=tmp_path)
     assert all(m2nist.check_invariants(test, pools["test"]).values())
 
 
+@pytest.mark.slow
 def test_cli_generate(tmp_path, capsys):
     assert (
         cli(
@@ -421,6 +424,7 @@ def _generate_argv(out, seed: int, *extra: str) -> list[str]:
     return ["generate", "--out", str(out), *sizes, *extra]
 
 
+@pytest.mark.slow
 def test_cli_generate_refuses_an_existing_dataset_without_force(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli(_generate_argv(out, 1)) == 0
@@ -452,6 +456,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_killed_generate_leaves_the_old_pair_or_the_new_one(tmp_path):
     import os
     import random

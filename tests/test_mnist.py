@@ -42,6 +42,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.mark.slow
 def test_sample_is_real_mnist_sample(no_network):
     train, test = mnist.load_source("sample")
     assert test is None
@@ -50,6 +51,7 @@ def test_sample_is_real_mnist_sample(no_network):
     assert train.images.max() == 255 and 0.1 < (train.images > 0).mean() < 0.3
 
 
+@pytest.mark.slow
 def test_sample_pools_are_disjoint_stratified_and_deterministic(pools):
     sizes = {name: len(p.labels) for name, p in pools.items()}
     assert sizes == {"train": 3500, "val": 500, "test": 1000}
@@ -93,6 +95,7 @@ def test_auto_uses_keras_cache_when_present(tmp_path, monkeypatch, fake_mnist, n
     assert np.array_equal(test.images, fake_mnist[1].images)
 
 
+@pytest.mark.slow
 def test_auto_without_keras_cache_uses_sample_and_no_network(tmp_path, monkeypatch, no_network):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     assert mnist.resolve_source("auto") == "sample"

@@ -105,6 +105,7 @@ def tiny_segmenter(n_classes: int) -> keras.Model:
     return keras.Model(inputs, keras.layers.Conv2D(n_classes, 1, activation="softmax")(inputs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_classes", [10, 11])
 def test_train_fcn_trains_ten_classes_on_the_digits_only(pools, n_classes):
     model = tiny_segmenter(n_classes)

@@ -30,6 +30,7 @@ def test_notebook_is_committed_executed_and_complete(path):
     assert "sys.path" not in source and "!pip" not in source and "allow_pickle=True" not in source
 
 
+@pytest.mark.slow
 def test_a_notebook_runs_alone_in_a_fresh_home(tmp_path, monkeypatch):
     """Notebook 04 needs the CNN of 02 and the frozen graph of 03; alone, it must rebuild both.
 

@@ -52,6 +52,7 @@ def _output_bias_gradient(model, true_class: int = 3) -> float:
     return float(gradient.numpy()[true_class])
 
 
+@pytest.mark.slow
 def test_a_confidently_wrong_pixel_still_sends_gradient(bench):
     # The bug of the earlier adaptation: with the softmax's output cropped, Keras' loss took the log of
     # probabilities clipped at 1e-7, whose gradient is 0 below it; digit pixels stopped learning for good.

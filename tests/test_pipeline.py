@@ -66,6 +66,7 @@ def test_contract_shapes_dtypes_and_steps(pool):
     assert set(np.unique(class_maps)) <= set(range(11)) and len(np.unique(class_maps)) > 5
 
 
+@pytest.mark.slow
 def test_same_seed_same_batches_other_seed_others(pool):
     first = batches(pipeline.training_dataset(pool, 600, seed=3, distort=True))
     # The same again on a single thread: the batches must not depend on who draws them.
@@ -80,6 +81,7 @@ def test_same_seed_same_batches_other_seed_others(pool):
         assert not np.array_equal(a, c)
 
 
+@pytest.mark.slow
 def test_fresh_scenes_every_pass_fixed_ones_repeat(pool):
     fresh = pipeline.training_dataset(pool, 64, fresh=True, distort=True)
     fixed = pipeline.training_dataset(pool, 64, fresh=False, distort=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from m2nist_utils import config, results
 
+import pytest
 from conftest import load_benchmark
+
+pytestmark = pytest.mark.slow  # trains networks or starts processes: not in `make test-fast`
 
 
 def test_sweep_records_every_trial_and_the_best_and_resumes(capsys):

@@ -22,6 +22,8 @@ from m2nist_utils.__main__ import main as cli
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # trains networks or starts processes: not in `make test-fast`
+
 #: Each run: one epoch of 64 images, i.e. 2 steps of a global batch of 32.
 TINY = ["--epochs", "1", "--images-per-epoch", "64", "--source", "sample", "--seed", "0"]
 #: A hang (a worker waiting for a peer that died) fails the test instead of blocking CI.

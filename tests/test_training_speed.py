@@ -15,6 +15,8 @@ from m2nist_utils._tf import keras, tf
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # trains networks or starts processes: not in `make test-fast`
+
 XLA_FAILURE = "\n".join(
     [
         "Graph execution error:",

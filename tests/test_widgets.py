@@ -210,6 +210,7 @@ def digits_of(class_map: np.ndarray) -> list[int]:
     return [int(d) for d in np.unique(class_map) if d != BG]
 
 
+@pytest.mark.slow
 def test_viewer_on_the_dataset_alone(data):
     viewer = widgets.mask_viewer(data.images, m2nist.to_one_hot(data.class_maps))
     assert isinstance(viewer, widgets.MaskViewer)
