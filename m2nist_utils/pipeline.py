@@ -21,7 +21,7 @@ import numpy as np
 from ._tf import tf
 from .m2nist import BACKGROUND, HEIGHT, MAX_DIGITS, PIXEL_MAX, WIDTH, ink_boxes
 from .mnist import DigitPool
-from .stream import DIGIT, ROTATION, SCALE, SHEAR
+from .stream import DIGIT, ROTATION, SCALE, SHEAR, sampling_rows
 
 #: Corners tried per digit before the image's placement starts over, and how often it may start over
 #: (the bounds of ``m2nist._place``, so that the placements follow the same distribution).
@@ -130,14 +130,9 @@ def distort_with(digits, angle, scale, shear) -> tf.Tensor:
     """
     angle = tf.cast(angle, tf.float64) * (np.pi / 180)
     scale, shear = tf.cast(scale, tf.float64), tf.cast(shear, tf.float64)
-    cos, sin = tf.cos(angle), tf.sin(angle)
-    # Each row maps an output pixel back to the input pixel it samples, about the centre (13.5, 13.5).
-    a0, a1 = cos / scale, (shear * cos - sin) / scale
-    b0, b1 = sin / scale, (cos + shear * sin) / scale
-    centre = (DIGIT - 1) / 2
-    a2, b2 = centre * (1 - a0 - a1), centre * (1 - b0 - b1)
-    zeros = tf.zeros_like(a0)
-    transforms = tf.cast(tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1), tf.float32)
+    rows = sampling_rows(tf.cos(angle), tf.sin(angle), scale, shear)
+    zeros = tf.zeros_like(rows[0])
+    transforms = tf.cast(tf.stack([*rows, zeros, zeros], axis=1), tf.float32)
     warped = tf.raw_ops.ImageProjectiveTransformV3(
         images=tf.cast(digits, tf.float32)[..., None],
         transforms=transforms,

@@ -5,7 +5,8 @@ needs no TensorFlow. It draws what the pipeline draws, in a simpler order: each 
 the pool once (the pipeline distorts each placed copy of a digit on its own), then composes the epoch's
 images with ``m2nist.compose_images``, the generator of the published files.
 
-- :func:`warp_digits`: digits rotated, scaled and sheared, the transform of ``pipeline.distort_with``.
+- :func:`sampling_rows`, :func:`warp_digits`: the distortion's affine map, and digits rotated, scaled and
+  sheared with it (the transform of ``pipeline.distort_with``).
 - :func:`distort_digits`: every digit of a pool distorted with freshly drawn parameters.
 - :class:`TrainingStream`: batches of (images, class maps), fresh images every epoch.
 """
@@ -26,6 +27,18 @@ DIGIT = 28
 ROTATION, SCALE, SHEAR = 12.0, 0.1, 0.2
 
 
+def sampling_rows(cos, sin, scale, shear) -> tuple:
+    """(a0, a1, a2, b0, b1, b2): output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2).
+
+    The rotation (its cosine and sine), scale and shear about the digit's centre (13.5, 13.5), in arithmetic
+    alone: NumPy arrays (:func:`warp_digits`) and TensorFlow tensors (``pipeline.distort_with``) share it.
+    """
+    a0, a1 = cos / scale, (shear * cos - sin) / scale
+    b0, b1 = sin / scale, (cos + shear * sin) / scale
+    centre = (DIGIT - 1) / 2
+    return a0, a1, centre * (1 - a0 - a1), b0, b1, centre * (1 - b0 - b1)
+
+
 def warp_digits(digits: np.ndarray, angle, scale, shear) -> np.ndarray:
     """Digits rotated by ``angle`` degrees, scaled and sheared about their centre, as whole grey levels.
 
@@ -35,13 +48,8 @@ def warp_digits(digits: np.ndarray, angle, scale, shear) -> np.ndarray:
     """
     angle = np.asarray(angle, np.float64) * (np.pi / 180)
     scale, shear = np.asarray(scale, np.float64), np.asarray(shear, np.float64)
-    cos, sin = np.cos(angle), np.sin(angle)
-    # Each output pixel (x, y) samples the input at (a0 x + a1 y + a2, b0 x + b1 y + b2), about the centre.
-    a0, a1 = cos / scale, (shear * cos - sin) / scale
-    b0, b1 = sin / scale, (cos + shear * sin) / scale
-    centre = (DIGIT - 1) / 2
-    a2, b2 = centre * (1 - a0 - a1), centre * (1 - b0 - b1)
-    a0, a1, a2, b0, b1, b2 = (v.astype(np.float32)[:, None, None] for v in (a0, a1, a2, b0, b1, b2))
+    rows = sampling_rows(np.cos(angle), np.sin(angle), scale, shear)
+    a0, a1, a2, b0, b1, b2 = (v.astype(np.float32)[:, None, None] for v in rows)
     y, x = np.mgrid[:DIGIT, :DIGIT].astype(np.float32)
     source_x = a0 * x + a1 * y + a2
     source_y = b0 * x + b1 * y + b2
