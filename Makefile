@@ -14,7 +14,7 @@ SOLUTIONS := $(sort $(wildcard notebooks/solutions/[0-9][0-9]_*.ipynb))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install run test test-fast lint format bench bench-peer ablation backends sweep clean-artifacts
+.PHONY: install run test test-fast lint format bench bench-peer ablation backends backends-tools sweep clean-artifacts
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: need Python 3.11, 3.12 or 3.13 on PATH (or make PYTHON=...)"; exit 1; }
@@ -86,10 +86,17 @@ bench-peer: install
 ablation: install
 	$(BIN)/python benchmarks/ablation.py
 
-## The final recipe on Keras' TensorFlow (tf.data and NumPy streams) and JAX backends, seed 0: time per epoch
-## and validation mean IoU side by side (notebook 07): results/backends.json. About 15 minutes on 2 CPU cores.
+## The final recipe on Keras' TensorFlow (tf.data and NumPy streams) and JAX backends, seeds 0-2: time per
+## epoch and validation mean IoU side by side (notebook 07): results/backends.json. About 45 minutes on 2 CPU cores.
 backends: install
-	$(BIN)/python benchmarks/backends.py
+	$(BIN)/python benchmarks/backends.py --seeds 0 1 2
+
+## What each tool does to JAX's speed on this machine (notebook 07): float32 vs mixed_bfloat16, one device vs
+## DataParallel over two host devices, batch 32 vs 128, at a short budget (3 epochs of 2,000 images), each with
+## the images/s of its input path and of its training step: results/backends_tools.json. About 15 minutes.
+backends-tools: install
+	$(BIN)/python benchmarks/backends.py --runs jax/numpy --precisions float32 mixed_bfloat16 --devices 1 2 \
+		--batch-sizes 32 128 --epochs 3 --images-per-epoch 2000 --out backends_tools
 
 ## A seeded Optuna grid of learning rate x batch size x width at a short budget, 24 trials (notebook 07):
 ## results/sweep.json (and its journal, results/sweep.journal). About 15 minutes on 2 CPU cores; resumable.

@@ -11,8 +11,16 @@ whose ``KERAS_BACKEND`` is set, times every epoch and scores the model on the va
 
 Resumable, as ``benchmarks/ablation.py``: each finished run goes to the results file at once (atomically),
 and a re-run skips the runs it holds. ``--quick`` checks the script in a minute (quick mode, a throw-away
-``M2NIST_HOME`` unless one is set). On a GPU machine with JAX and no TensorFlow (``benchmarks/gpu_speed.sh``):
-``--runs jax/numpy --batch-sizes 32 256 --precisions float32 mixed_bfloat16 --out backends_gpu``.
+``M2NIST_HOME`` unless one is set).
+
+Every run also measures what a device needs fed: the images per second of its input path alone
+(``training.measure_input``, one epoch) and of its compiled training step alone (``training.measure_step``, on
+one batch in memory). ``--devices N`` trains on JAX with ``keras.distribution.DataParallel`` over N devices
+(on a CPU, N host devices that XLA makes of it), the global batch N times the per-device one.
+``--epochs``/``--images-per-epoch`` shorten the recipe for speed comparisons. The tools on 2 CPU cores
+(``make backends-tools``): ``--runs jax/numpy --precisions float32 mixed_bfloat16 --devices 1 2
+--batch-sizes 32 128 --epochs 3 --images-per-epoch 2000 --out backends_tools``. On a GPU machine with JAX and
+no TensorFlow: ``benchmarks/gpu_speed.sh``.
 """
 
 from __future__ import annotations
@@ -47,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32], help="the learning rate scales")
     parser.add_argument("--precisions", nargs="+", default=["float32"], help="Keras dtype policies")
+    parser.add_argument("--devices", nargs="+", type=int, default=[1], help="data-parallel devices (JAX)")
+    parser.add_argument("--epochs", type=int, help="instead of the recipe's")
+    parser.add_argument("--images-per-epoch", type=int, help="instead of the recipe's")
     parser.add_argument("--out", default=NAME, help="results/<out>.json")
     parser.add_argument("--quick", action="store_true", help="quick mode, to check the script")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one run, as JSON: in the backend's process
@@ -58,10 +69,21 @@ def child(spec: dict) -> dict:
     from m2nist_utils import artifacts, config, mnist, segmenter, training
     from m2nist_utils._keras import keras
 
+    import numpy as np
+
     recipe = dict(training.FCN_RECIPE)
+    recipe.update({k: spec[k] for k in ("epochs", "images_per_epoch") if spec.get(k)})
     if config.QUICK:  # checks the script, not the backends: two tiny epochs
         recipe.update(epochs=2, images_per_epoch=128)
-    batch = spec["batch_size"]
+    devices = spec.get("devices", 1)
+    if devices > 1:
+        if keras.backend.backend() != "jax":  # tf.distribute is notebook 07's TensorFlow lesson
+            raise SystemExit(f"--devices {devices}: Keras' DataParallel runs here on JAX only")
+        # One replica of the weights per device; every batch split between them (JAX: sharded arrays).
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+        )
+    batch = spec["batch_size"] * devices  # the global batch; spec's is per device
     # Linear scaling, as the train command: a step over k times the images stands for k steps.
     learning_rate = float(recipe["learning_rate"]) * batch / int(recipe["batch_size"])
     recipe.update(batch_size=batch, learning_rate=learning_rate)
@@ -73,6 +95,16 @@ def child(spec: dict) -> dict:
     timer = training.EpochTimer()
     with training.build_scope():
         model = segmenter.build_fcn(cnn)
+        probe = segmenter.build_fcn(
+            cnn
+        )  # the step is timed on a copy: the model's training stays the recipe's
+    data = training.training_data(pool, seed=spec["seed"], stream=spec["stream"], **recipe)
+    data_per_s = training.measure_input(data)
+    images, class_maps = data[0] if spec["stream"] == "numpy" else next(iter(data))
+    training.compile_fcn(probe, learning_rate)
+    step_per_s = training.measure_step(probe, np.asarray(images), np.asarray(class_maps))
+    del data, probe
+    config.seed_everything(spec["seed"])  # the model's training starts where it would have alone
     start = time.perf_counter()
     history = training.train_fcn(
         model, pool, seed=spec["seed"], verbose=0, callbacks=[timer], stream=spec["stream"], **recipe
@@ -81,11 +113,17 @@ def child(spec: dict) -> dict:
     keras.mixed_precision.set_global_policy("float32")
     scores = segmenter.evaluate_fcn(model, val.images, val.class_maps)
     later = sorted(timer.seconds[1:]) or timer.seconds
+    sharding = getattr(model.weights[0].value, "sharding", None)
     return {
         **spec,
         "device": config.describe_device(),
         "versions": config.describe_versions(),
         "xla": bool(model.jit_compile),
+        "devices": devices,
+        "global_batch": batch,
+        "device_list": [str(d) for d in keras.distribution.list_devices()][:devices],
+        # Where the weights really live: a JAX array knows its devices (DataParallel replicates them).
+        "weight_devices": len(sharding.device_set) if sharding is not None else None,
         "learning_rate": learning_rate,
         "epochs": recipe["epochs"],
         "images_per_epoch": recipe["images_per_epoch"],
@@ -95,6 +133,9 @@ def child(spec: dict) -> dict:
         "epoch_s": round(later[len(later) // 2], 2),
         "images_per_s": round(recipe["images_per_epoch"] / later[len(later) // 2]),
         "train_seconds": round(train_seconds, 1),
+        # What the device needs fed: the input path alone, the training step alone (images/s).
+        "input_images_per_s": round(data_per_s),
+        "step_images_per_s": round(step_per_s),
         "final_train_loss": round(float(history.history["loss"][-1]), 4),
         "val": {k: scores[k] for k in ("mean_iou", "background_iou", "digit_iou", "pixel_accuracy")},
         "date": datetime.date.today().isoformat(),
@@ -104,6 +145,9 @@ def child(spec: dict) -> dict:
 def run_in_backend(spec: dict) -> dict:
     """:func:`child` in a fresh process whose ``KERAS_BACKEND`` is the run's (TensorFlow blocked for JAX)."""
     env = dict(os.environ, KERAS_BACKEND=spec["backend"], TF_CPP_MIN_LOG_LEVEL="2")
+    if spec.get("devices", 1) > 1:  # XLA makes that many devices of the CPU (a GPU's are its own)
+        flags = env.get("XLA_FLAGS", "")
+        env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={spec['devices']}".strip()
     command = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     rows = [line[4:] for line in done.stdout.splitlines() if line.startswith("ROW ")]
@@ -133,11 +177,13 @@ def main(argv: list[str] | None = None) -> None:
         runs = previous["runs"] if same_kind else []
     except FileNotFoundError:
         runs = []
-    keys = ("backend", "stream", "batch_size", "precision", "seed")
-    done = {tuple(r[k] for k in keys) for r in runs}
+    keys = ("backend", "stream", "batch_size", "precision", "devices", "seed")
+    budget = {"epochs": args.epochs, "images_per_epoch": args.images_per_epoch}
+    done = {tuple(r.get(k, 1) for k in keys) for r in runs}  # rows from before --devices ran on one
     todo = [
-        dict(zip(keys, (*run.split("/"), batch, precision, seed)))
+        {**dict(zip(keys, (*run.split("/"), batch, precision, devices, seed))), **budget}
         for seed in args.seeds
+        for devices in args.devices
         for batch in args.batch_sizes
         for precision in args.precisions
         for run in args.runs
@@ -150,7 +196,9 @@ def main(argv: list[str] | None = None) -> None:
         results.save_results(args.out, {"kind": KIND, "runs": runs})
         print(
             f"{row['backend']:<10} {row['stream']:<7} batch {row['batch_size']:<4} {row['precision']:<14} "
-            f"seed {row['seed']}: {row['epoch_s']:.2f} s/epoch (first {row['first_epoch_s']:.1f} s), "
+            f"x{row['devices']} seed {row['seed']}: {row['epoch_s']:.2f} s/epoch "
+            f"(first {row['first_epoch_s']:.1f} s), "
+            f"input {row['input_images_per_s']} / step {row['step_images_per_s']} images/s, "
             f"val mean IoU {row['val']['mean_iou']:.4f}, {row['train_seconds']:.0f} s | {row['device']}",
             flush=True,
         )

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU rows of notebook 07: the final recipe on Keras' JAX backend, timed per epoch and scored, on a machine
-# that has JAX with CUDA and no TensorFlow (such as the device machines of this project's workplace). It writes
-# results/backends_gpu.json (and a copy into $OUT when that is set); about 2 minutes on one H100.
+# that has JAX with CUDA and no TensorFlow (such as the device machines of this project's workplace): batch 32
+# and 256 (the learning rate scaled), float32 and mixed_bfloat16, each row with the images/s of the input path
+# alone and of the training step alone, and with DataParallel over every GPU when there are several. It writes
+# results/backends_gpu.json (and a copy into $OUT when that is set); it must finish within 5 minutes (timeout).
 #
 # Prepare on a machine with the package registry, in the repository root (once):
 #   echo /.whl/ >> .git/info/exclude
@@ -19,6 +21,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 # cannot reach a registry); data/, models/ and results/ are this tree's, the current folder.
 export PYTHONPATH="$site:$PWD" KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 python3 -c "import jax; print('JAX', jax.__version__, jax.devices())"
+gpus=$(python3 -c "import jax; print(jax.device_count())")
+devices=1
+if [ "$gpus" -gt 1 ]; then devices="1 $gpus"; fi
 timeout 290 python3 benchmarks/backends.py --runs jax/numpy --batch-sizes 32 256 \
-    --precisions float32 mixed_bfloat16 --out backends_gpu
+    --precisions float32 mixed_bfloat16 --devices $devices --out backends_gpu
 if [ -n "${OUT:-}" ]; then cp results/backends_gpu.json "$OUT/"; fi

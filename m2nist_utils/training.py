@@ -5,8 +5,11 @@
 - :func:`train_fcn`: per-pixel cross-entropy, Adam and a cosine learning rate, on any Keras backend.
 - :data:`FCN_RECIPE`, :data:`ABLATION_BUDGET`: the final recipe and a short budget (the article's baseline and
   the exercises of notebook 05).
+- :func:`training_data`, :func:`compile_fcn`: the batches and the compiled model :func:`train_fcn` fits.
 - :func:`split_cpu`, :class:`EpochTimer`, :func:`time_configuration`: logical CPU devices, epoch timing
   and one timed configuration (notebook 07).
+- :func:`measure_input`, :func:`measure_step`: images per second of the input path alone and of the
+  training step alone, on any backend (notebook 07: does the input keep the device busy?).
 
 TensorFlow only: the strategies, :func:`split_cpu`, :func:`time_configuration` and the ``tf.data`` stream
 (the default on TensorFlow). On JAX or PyTorch, :func:`train_fcn` trains on ``stream.TrainingStream``.
@@ -119,40 +122,97 @@ def train_fcn(
     """
     steps = epochs * int(np.ceil(images_per_epoch / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
-    n_classes = model.output_shape[-1]
+    data = training_data(train_pool, images_per_epoch, batch_size, fresh, seed, distort, stream)
+    val = None
+    if validation is not None:
+        images, class_maps = validation
+        val = (to_input(images), class_maps.astype(np.int32))
+    compile_fcn(model, schedule, loss=loss, jit_compile=jit_compile)
+    with _model_scope(model):
+        return model.fit(
+            data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks
+        )
+
+
+def training_data(
+    train_pool: DigitPool,
+    images_per_epoch: int,
+    batch_size: int = 32,
+    fresh: bool = True,
+    seed: int = 0,
+    distort: bool = False,
+    stream: str = "auto",
+    **unused,
+):
+    """The batches :func:`train_fcn` fits on (its arguments of the same names; ``unused`` takes the rest of
+    a recipe): a ``tf.data`` dataset or a ``stream.TrainingStream``."""
     if stream == "auto":
         stream = "tf.data" if on_tensorflow() else "numpy"
     if stream == "tf.data":
         from . import pipeline
 
         # Composed and distorted by tf.data on every core, streaming from the first batch (pipeline.py).
-        data = pipeline.training_dataset(
+        return pipeline.training_dataset(
             train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort
         )
-    elif stream == "numpy":
-        data = TrainingStream(
+    if stream == "numpy":
+        return TrainingStream(
             train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort
         )
-    else:
-        raise ValueError(f"stream={stream!r}: expected 'auto', 'tf.data' or 'numpy'")
-    val = None
-    if validation is not None:
-        images, class_maps = validation
-        val = (to_input(images), class_maps.astype(np.int32))
-    # Compile and fit in the strategy the model was built in (its variables live there).
-    with model.distribute_strategy.scope() if on_tensorflow() else contextlib.nullcontext():
+    raise ValueError(f"stream={stream!r}: expected 'auto', 'tf.data' or 'numpy'")
+
+
+def compile_fcn(model: keras.Model, learning_rate, loss=None, jit_compile: bool | str = "auto") -> None:
+    """Compile ``model`` as :func:`train_fcn` does: Adam at ``learning_rate`` (a number or a schedule) and
+    per-pixel cross-entropy (``loss``; by default sparse cross-entropy for 11 classes and
+    :func:`digits_only_loss` for 10), in the strategy the model was built in."""
+    with _model_scope(model):
         model.compile(
-            optimizer=keras.optimizers.Adam(schedule),
-            loss=loss or _default_loss(n_classes),
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss=loss or _default_loss(model.output_shape[-1]),
             jit_compile=jit_compile,
         )
-        return model.fit(
-            data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks
-        )
+
+
+def _model_scope(model: keras.Model):
+    # A model built in a tf.distribute scope is compiled and fitted there (its variables live there).
+    return model.distribute_strategy.scope() if on_tensorflow() else contextlib.nullcontext()
 
 
 def _default_loss(n_classes: int):
     return keras.losses.SparseCategoricalCrossentropy() if n_classes == N_CLASSES else digits_only_loss
+
+
+def measure_input(data, epochs: int = 1) -> float:
+    """Images per second an input path delivers over ``epochs`` whole epochs, no model in the way.
+
+    ``data`` is what :func:`train_fcn` fits on: a ``tf.data`` dataset (one pass per epoch, after one
+    warm-up batch that traces its functions) or a ``keras.utils.PyDataset`` (every batch read, then the
+    next epoch drawn, as ``fit`` does at each epoch's end).
+    """
+    if not isinstance(data, keras.utils.PyDataset):
+        next(iter(data))
+    images, start = 0, time.perf_counter()
+    for _ in range(epochs):
+        if isinstance(data, keras.utils.PyDataset):
+            images += sum(len(data[index][0]) for index in range(len(data)))
+            data.on_epoch_end()
+        else:
+            images += sum(int(batch.shape[0]) for batch, _ in data)
+    return images / (time.perf_counter() - start)
+
+
+def measure_step(model: keras.Model, images: np.ndarray, class_maps: np.ndarray, steps: int = 20) -> float:
+    """Images per second of ``model``'s compiled training step alone, on one batch held in memory
+    (images float32 (B, 64, 84, 1), class maps int32 (B, 64, 84)): the input path left out. Two untimed
+    steps first trace and compile it. The model's weights move: measure on a copy you do not need."""
+    with _model_scope(model):
+        for _ in range(2):
+            model.train_on_batch(images, class_maps)
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(images, class_maps)  # returns the loss as NumPy: the step has finished
+    return steps * len(images) / (time.perf_counter() - start)
 
 
 #: The final training recipe (notebook 05): fresh images of freshly distorted digits every epoch.

@@ -28,16 +28,21 @@ def test_sweep_records_every_trial_and_the_best_and_resumes(capsys):
     assert results.load_results("sweep")["trials"] == trials
 
 
-def test_backends_runs_jax_without_tensorflow_and_resumes(capsys):
+def test_backends_runs_jax_without_tensorflow_on_two_devices_and_resumes(capsys):
     backends = load_benchmark("backends")
-    backends.main(["--quick", "--runs", "jax/numpy", "--out", "backends_test"])
+    argv = ["--quick", "--runs", "jax/numpy", "--devices", "2", "--out", "backends_test"]
+    backends.main(argv)
     (row,) = results.load_results("backends_test")["runs"]
     assert row["backend"] == "jax" and row["stream"] == "numpy" and row["xla"] is True
     assert "JAX" in row["versions"] and "TensorFlow" not in row["versions"]
     assert row["epochs"] == len(row["epoch_seconds"]) and row["epoch_s"] > 0
     assert 0 <= row["val"]["mean_iou"] <= 1
+    # DataParallel over the two host devices XLA made of the CPU; the rate scaled with the global batch.
+    assert row["devices"] == 2 and row["device_list"] == ["cpu:0", "cpu:1"] and row["weight_devices"] == 2
+    assert row["global_batch"] == 2 * row["batch_size"] and row["learning_rate"] == 2 * 8e-3
+    assert row["input_images_per_s"] > 0 and row["step_images_per_s"] > 0
     assert results.load_results("backends_test")["mode"] == config.mode()
     capsys.readouterr()
-    backends.main(["--quick", "--runs", "jax/numpy", "--out", "backends_test"])
+    backends.main(argv)
     out = capsys.readouterr().out
     assert "1 run(s) already" in out and "0 to go" in out
