@@ -76,13 +76,8 @@ def child(spec: dict) -> dict:
     if config.QUICK:  # checks the script, not the backends: two tiny epochs
         recipe.update(epochs=2, images_per_epoch=128)
     devices = spec.get("devices", 1)
-    if devices > 1:
-        if keras.backend.backend() != "jax":  # tf.distribute is notebook 07's TensorFlow lesson
-            raise SystemExit(f"--devices {devices}: Keras' DataParallel runs here on JAX only")
-        # One replica of the weights per device; every batch split between them (JAX: sharded arrays).
-        keras.distribution.set_distribution(
-            keras.distribution.DataParallel(devices=keras.distribution.list_devices())
-        )
+    if devices > 1:  # one replica of the weights per device, every batch split between them
+        training.data_parallel(keras.distribution.list_devices()[:devices])
     batch = spec["batch_size"] * devices  # the global batch; spec's is per device
     # Linear scaling, as the train command: a step over k times the images stands for k steps.
     learning_rate = float(recipe["learning_rate"]) * batch / int(recipe["batch_size"])
@@ -133,6 +128,7 @@ def child(spec: dict) -> dict:
         "epoch_s": round(later[len(later) // 2], 2),
         "images_per_s": round(recipe["images_per_epoch"] / later[len(later) // 2]),
         "train_seconds": round(train_seconds, 1),
+        "peak_device_mib": peak_device_mib(),
         # What the device needs fed: the input path alone, the training step alone (images/s).
         "input_images_per_s": round(data_per_s),
         "step_images_per_s": round(step_per_s),
@@ -140,6 +136,16 @@ def child(spec: dict) -> dict:
         "val": {k: scores[k] for k in ("mean_iou", "background_iou", "digit_iou", "pixel_accuracy")},
         "date": datetime.date.today().isoformat(),
     }
+
+
+def peak_device_mib() -> float | None:
+    """The most memory this process held on its first accelerator (JAX; None on a CPU or another backend)."""
+    if os.environ.get("KERAS_BACKEND") != "jax":
+        return None
+    import jax
+
+    stats = jax.devices()[0].memory_stats()  # None for a CPU
+    return round(stats["peak_bytes_in_use"] / 2**20, 1) if stats and "peak_bytes_in_use" in stats else None
 
 
 def run_in_backend(spec: dict) -> dict:

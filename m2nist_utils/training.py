@@ -10,6 +10,7 @@
   and one timed configuration (notebook 07).
 - :func:`measure_input`, :func:`measure_step`: images per second of the input path alone and of the
   training step alone, on any backend (notebook 07: does the input keep the device busy?).
+- :func:`data_parallel`: Keras' ``DataParallel`` over several devices (JAX; notebook 07).
 
 TensorFlow only: the strategies, :func:`split_cpu`, :func:`time_configuration` and the ``tf.data`` stream
 (the default on TensorFlow). On JAX or PyTorch, :func:`train_fcn` trains on ``stream.TrainingStream``.
@@ -181,6 +182,18 @@ def _model_scope(model: keras.Model):
 
 def _default_loss(n_classes: int):
     return keras.losses.SparseCategoricalCrossentropy() if n_classes == N_CLASSES else digits_only_loss
+
+
+def data_parallel(devices: list[str] | None = None) -> list[str]:
+    """Build and train every model from now on with Keras' ``DataParallel`` over ``devices`` (by default
+    all of them): one replica of the weights per device, each global batch split between them and their
+    gradients averaged. On JAX only (the lesson on TensorFlow is ``tf.distribute``; Keras' TensorFlow version
+    of this API is a prototype). Returns the devices."""
+    if keras.backend.backend() != "jax":
+        raise RuntimeError(f"data_parallel runs on JAX here; Keras runs on {keras.backend.backend()}")
+    devices = devices or keras.distribution.list_devices()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return devices
 
 
 def measure_input(data, epochs: int = 1) -> float:

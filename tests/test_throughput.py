@@ -64,3 +64,9 @@ def test_measure_step_times_the_steps_after_two_untimed_ones(one_second_per_read
     # 5 timed steps of 8 images over the one second between two clock readings.
     assert training.measure_step(model, images, class_maps, steps=5) == 40.0
     assert model.steps == 7
+
+
+def test_data_parallel_refuses_tensorflow_naming_the_backend():
+    # On TensorFlow the lesson is tf.distribute (notebook 07); the JAX path runs in test_sweep_and_backends.
+    with pytest.raises(RuntimeError, match="runs on JAX here; Keras runs on tensorflow"):
+        training.data_parallel()
