@@ -14,7 +14,7 @@ SOLUTIONS := $(sort $(wildcard notebooks/solutions/[0-9][0-9]_*.ipynb))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install run test test-fast lint format bench bench-peer ablation backends backends-tools sweep clean-artifacts
+.PHONY: install run test test-fast lint format bench bench-peer ablation backends backends-tools sweep mutation clean-artifacts
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: need Python 3.11, 3.12 or 3.13 on PATH (or make PYTHON=...)"; exit 1; }
@@ -95,8 +95,13 @@ backends: install
 ## DataParallel over two host devices, batch 32 vs 128, at a short budget (3 epochs of 2,000 images), each with
 ## the images/s of its input path and of its training step: results/backends_tools.json. About 15 minutes.
 backends-tools: install
-	$(BIN)/python benchmarks/backends.py --runs jax/numpy --precisions float32 mixed_bfloat16 --devices 1 2 \
-		--batch-sizes 32 128 --epochs 3 --images-per-epoch 2000 --out backends_tools
+	$(BIN)/python benchmarks/backends.py --tools
+
+## The mutation score (mutmut) of metrics, m2nist, pipeline, arrays and the losses, against the fast lane:
+## results/mutation.json and a table. Long on 2 CPU cores the first time; mutmut keeps each mutant's result
+## in mutants/, so a re-run checks only what changed.
+mutation: install
+	$(BIN)/python benchmarks/mutation.py
 
 ## A seeded Optuna grid of learning rate x batch size x width at a short budget, 24 trials (notebook 07):
 ## results/sweep.json (and its journal, results/sweep.journal). About 15 minutes on 2 CPU cores; resumable.

@@ -1,0 +1,118 @@
+"""The mutation score of the modules whose bugs would silently change a lesson's numbers (issue 19).
+
+`mutmut <https://github.com/boxed/mutmut>`_ plants one small bug at a time (a ``<`` for a ``<=``, a constant
+off by one, a call's argument dropped, ...) in a copy of the package (``mutants/``) and runs the fast lane's
+tests that reach the mutated function; a mutant the tests fail on is *killed*, one they pass is *survived*.
+Its settings are ``[tool.mutmut]`` in ``pyproject.toml``. The score of a module is killed / (killed +
+survived), timeouts counted as killed (a mutant that makes the tests run over their time limit was noticed),
+and the mutants listed in :data:`EQUIVALENT` left out with the reason they cannot be killed.
+
+``make mutation`` runs every target, :data:`TARGETS`, then writes ``results/mutation.json`` and prints a
+table. mutmut keeps every mutant's result in ``mutants/``, so a re-run checks only mutants of functions that
+changed (resumable). ``--targets arrays metrics`` runs some of them; ``--report`` only reads what mutmut
+holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MUTMUT = str(Path(sys.executable).with_name("mutmut"))
+
+#: Target -> the mutants it holds (mutmut names them module.x_function__mutmut_N; shell-style patterns).
+TARGETS: dict[str, list[str]] = {
+    "metrics": ["m2nist_utils.metrics.*"],
+    "m2nist": ["m2nist_utils.m2nist.*"],
+    "pipeline": ["m2nist_utils.pipeline.*"],
+    "arrays": ["m2nist_utils.arrays.*"],
+    # The losses of the network module, not the network's construction (notebooks 04-05 check that).
+    "losses": [
+        "m2nist_utils.segmenter.x_digits_only_loss__*",
+        "m2nist_utils.segmenter.x_fused_digits_loss__*",
+    ],
+}
+
+#: Mutants no test can kill, each with the reason: the mutated program behaves as the original does.
+EQUIVALENT: dict[str, str] = {}
+
+KILLED = {"killed", "timeout"}
+SURVIVED = {"survived"}
+
+
+def run_mutmut(patterns: list[str]) -> None:
+    """Run mutmut on the mutants that match ``patterns`` (the ones already checked are skipped by mutmut),
+    its tests in quick mode in a throw-away ``M2NIST_HOME``, as ``make test-fast``."""
+    with tempfile.TemporaryDirectory(prefix="m2nist-mutation-") as home:
+        env = dict(os.environ, M2NIST_QUICK="1", M2NIST_HOME=home, TF_CPP_MIN_LOG_LEVEL="2")
+        subprocess.run([MUTMUT, "run", "--max-children", "2", *patterns], cwd=REPO, env=env, check=True)
+
+
+def read_statuses() -> dict[str, str]:
+    """Every mutant mutmut knows of and its status (``killed``, ``survived``, ``timeout``, ...)."""
+    done = subprocess.run(
+        [MUTMUT, "results", "--all", "true"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    statuses = {}
+    for line in done.stdout.splitlines():
+        name, _, status = line.strip().partition(": ")
+        if status:
+            statuses[name] = status
+    return statuses
+
+
+def score(statuses: dict[str, str], patterns: list[str]) -> dict[str, object]:
+    """Counts by status and the score of the mutants that match ``patterns``, equivalent ones left out."""
+    import fnmatch
+
+    names = [n for n in statuses if any(fnmatch.fnmatch(n, p) for p in patterns)]
+    counts = collections.Counter(statuses[n] for n in names if n not in EQUIVALENT)
+    killed = sum(counts[s] for s in KILLED)
+    survived = sum(counts[s] for s in SURVIVED)
+    return {
+        "mutants": len(names),
+        "equivalent": sorted(n for n in names if n in EQUIVALENT),
+        "counts": dict(sorted(counts.items())),
+        "killed": killed,
+        "survived": survived,
+        "score": round(killed / (killed + survived), 4) if killed + survived else None,
+        "survivors": sorted(n for n in names if statuses[n] in SURVIVED and n not in EQUIVALENT),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", nargs="+", choices=list(TARGETS), default=list(TARGETS))
+    parser.add_argument("--report", action="store_true", help="only read mutmut's results")
+    args = parser.parse_args(argv)
+    if not args.report:
+        for target in args.targets:
+            run_mutmut(TARGETS[target])
+    sys.path.insert(0, str(REPO))
+    from m2nist_utils import results
+
+    statuses = read_statuses()
+    modules = {target: score(statuses, TARGETS[target]) for target in TARGETS}
+    record = {
+        "tool": "mutmut "
+        + subprocess.run([MUTMUT, "--version"], capture_output=True, text=True).stdout.split()[-1],
+        "tests": "the fast lane (pytest -m 'not slow'), see [tool.mutmut] in pyproject.toml",
+        "equivalent": EQUIVALENT,
+        "modules": modules,
+        "date": datetime.date.today().isoformat(),
+    }
+    results.save_results("mutation", record)
+    for target, row in modules.items():
+        shown = f"{row['score']:.1%}" if row["score"] is not None else "not run"
+        print(f"{target:<9} {row['mutants']:>4} mutants  {row['counts']}  score {shown}")
+
+
+if __name__ == "__main__":
+    main()
