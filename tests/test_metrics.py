@@ -148,3 +148,66 @@ def test_segmentation_scores_agree_with_keras():
     digit_iou = keras_iou((true < 10).astype(int), (pred < 10).astype(int), 2, [1])
     assert scores["digit_iou"] == pytest.approx(digit_iou, abs=1e-6)
     assert scores["per_class_iou"][6] == 0 and np.isnan(scores["per_class_iou"][8])
+
+
+def test_top_confusions_gives_five_by_default():
+    confusion = np.zeros((11, 11), np.int64)
+    for i in range(7):
+        confusion[i, i + 1] = 10 + i
+    assert [count for _, _, count in metrics.top_confusions(confusion)] == [16, 15, 14, 13, 12]
+
+
+def test_digit_iou_counts_digit_pixels_lost_and_background_taken_separately():
+    confusion = np.zeros((11, 11), np.int64)
+    confusion[3, 3], confusion[3, 10], confusion[10, 3], confusion[10, 10] = 60, 30, 10, 900
+    confusion[3, 5] = 20  # a digit read as another digit is still a digit pixel
+    # digit vs background: 80 digit pixels found, 30 lost to background, 10 of background taken.
+    assert metrics.scores_from_confusion(confusion)["digit_iou"] == pytest.approx(80 / (80 + 30 + 10))
+
+
+class RecordingPredictor:
+    """Predicts each pixel's class from its grey level (bright: digit 1, dark: background) and records the
+    batches it was given."""
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, batch):
+        self.batches.append(batch)
+        scores = np.zeros((*batch.shape[:3], 11), np.float32)
+        scores[..., 1] = batch[..., 0] > 0.5
+        scores[..., 10] = 0.5
+        return scores
+
+
+def test_evaluate_segmentation_feeds_scaled_float32_batches_and_pools_all_of_them():
+    images = np.zeros((5, 64, 84), np.uint8)
+    images[:, :10, :10] = 255
+    images[:, 10:20, :10] = 128  # 128/255 > 0.5: predicted digit 1
+    truth = np.full((5, 64, 84), 10, np.uint8)
+    truth[:, :20, :10] = 1
+    truth[4, :20, :10] = 2  # the last image's digit is a 2: only it is wrong
+    predict = RecordingPredictor()
+    scores = metrics.evaluate_segmentation(predict, images, truth, batch_size=2)
+    assert [len(b) for b in predict.batches] == [2, 2, 1]
+    assert all(b.dtype == np.float32 and b.shape[1:] == (64, 84, 1) for b in predict.batches)
+    assert np.array_equal(np.concatenate(predict.batches)[..., 0], images / np.float32(255))
+    # Digit 1: 4 images right, the fifth's 200 pixels predicted 1 where the truth is 2.
+    assert scores["per_class_iou"][1] == pytest.approx(800 / 1000)
+    assert scores["n_images"] == 5 and scores["pixel_accuracy"] == pytest.approx(1 - 200 / (5 * 64 * 84))
+
+
+def test_evaluate_segmentation_predicts_256_images_at_a_time_by_default():
+    images = np.zeros((300, 64, 84), np.uint8)
+    truth = np.full((300, 64, 84), 10, np.uint8)
+    images[:, :5, :5], truth[:, :5, :5] = 255, 1
+    predict = RecordingPredictor()
+    assert metrics.evaluate_segmentation(predict, images, truth)["per_class_iou"][1] == 1.0
+    assert [len(b) for b in predict.batches] == [256, 44]
+
+
+def test_evaluate_segmentation_names_both_counts_when_they_differ():
+    with pytest.raises(ValueError, match=r"^3 images but 2 masks$"):
+        metrics.evaluate_segmentation(
+            RecordingPredictor(), np.zeros((3, 64, 84), np.uint8), np.zeros((2, 64, 84), np.uint8)
+        )
