@@ -17,10 +17,9 @@ Every run also measures what a device needs fed: the images per second of its in
 (``training.measure_input``, one epoch) and of its compiled training step alone (``training.measure_step``, on
 one batch in memory). ``--devices N`` trains on JAX with ``keras.distribution.DataParallel`` over N devices
 (on a CPU, N host devices that XLA makes of it), the global batch N times the per-device one.
-``--epochs``/``--images-per-epoch`` shorten the recipe for speed comparisons. The tools on 2 CPU cores
-(``make backends-tools``): ``--runs jax/numpy --precisions float32 mixed_bfloat16 --devices 1 2
---batch-sizes 32 128 --epochs 3 --images-per-epoch 2000 --out backends_tools``. On a GPU machine with JAX and
-no TensorFlow: ``benchmarks/gpu_speed.sh``.
+``--epochs``/``--images-per-epoch`` shorten the recipe for speed comparisons. ``--tools`` (``make
+backends-tools``) is the comparison of notebook 07 on a CPU, :data:`TOOLS`. On a GPU machine with JAX and no
+TensorFlow: ``benchmarks/gpu_speed.sh``.
 """
 
 from __future__ import annotations
@@ -37,6 +36,12 @@ import time
 #: The runs (backend/stream) of the CPU comparison, in order.
 RUNS = ("tensorflow/tf.data", "tensorflow/numpy", "jax/numpy")
 NAME = "backends"
+#: What each tool does to JAX's speed (``--tools``): float32 or mixed_bfloat16, one device or two, batch 32 or
+#: 128, at a short budget, into results/backends_tools.json.
+TOOLS = (
+    "--runs jax/numpy --precisions float32 mixed_bfloat16 --devices 1 2 --batch-sizes 32 128 "
+    "--epochs 3 --images-per-epoch 2000 --out backends_tools"
+).split()
 KIND = "backends"
 
 
@@ -60,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images-per-epoch", type=int, help="instead of the recipe's")
     parser.add_argument("--out", default=NAME, help="results/<out>.json")
     parser.add_argument("--quick", action="store_true", help="quick mode, to check the script")
+    parser.add_argument("--tools", action="store_true", help="notebook 07's comparison of tools on JAX")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one run, as JSON: in the backend's process
     return parser.parse_args(argv)
 
@@ -164,6 +170,8 @@ def run_in_backend(spec: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.tools:
+        args = parse_args([*TOOLS, *(a for a in (argv or sys.argv[1:]) if a != "--tools")])
     if args.child:
         spec = json.loads(args.child)
         if spec["backend"] != "tensorflow":
