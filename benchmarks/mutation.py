@@ -41,7 +41,22 @@ TARGETS: dict[str, list[str]] = {
 }
 
 #: Mutants no test can kill, each with the reason: the mutated program behaves as the original does.
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "m2nist_utils.metrics.x_per_class_iou__mutmut_2": "astype(None) is astype(float64)",
+    "m2nist_utils.metrics.x_scores_from_confusion__mutmut_13": (
+        "the digit-vs-background matrix's background-background cell does not enter the digit IoU, "
+        "TP / (TP + FP + FN)"
+    ),
+    "m2nist_utils.metrics.x_top_confusions__mutmut_9": (
+        "astype(None) counts in float64, exact below 2**53 pixels, and the counts are returned as int"
+    ),
+    "m2nist_utils.metrics.x_evaluate_segmentation__mutmut_6": (
+        "a float64 confusion matrix (dtype None) counts exactly below 2**53 pixels; every score is a ratio"
+    ),
+    "m2nist_utils.metrics.x_evaluate_segmentation__mutmut_8": (
+        "a float64 confusion matrix (no dtype) counts exactly below 2**53 pixels; every score is a ratio"
+    ),
+}
 
 KILLED = {"killed", "timeout"}
 SURVIVED = {"survived"}

@@ -36,8 +36,8 @@ def per_class_iou(confusion: np.ndarray) -> np.ndarray:
     """IoU per class from a confusion matrix: TP / (TP + FP + FN); NaN where the union is empty."""
     tp = np.diag(confusion).astype(np.float64)
     union = confusion.sum(0) + confusion.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, tp / union, np.nan)
+    with np.errstate(invalid="ignore"):  # tp <= union, so only 0 / 0 divides by zero: NaN, as documented
+        return tp / union
 
 
 def scores_from_confusion(confusion: np.ndarray) -> dict[str, object]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from m2nist_utils import metrics
 
 import numpy as np
@@ -211,3 +213,25 @@ def test_evaluate_segmentation_names_both_counts_when_they_differ():
         metrics.evaluate_segmentation(
             RecordingPredictor(), np.zeros((3, 64, 84), np.uint8), np.zeros((2, 64, 84), np.uint8)
         )
+
+
+def test_an_absent_class_is_nan_without_a_warning():
+    confusion = np.zeros((11, 11), np.int64)
+    confusion[10, 10] = 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        iou = metrics.per_class_iou(confusion)
+    assert np.isnan(iou[:10]).all() and iou[10] == 1.0
+
+
+@pytest.mark.parametrize(
+    "true, pred, message",
+    [
+        ([0, 11], [0, 1], r"^truth holds values outside 0\.\.10: 0\.\.11$"),
+        ([0, 1], [-1, 1], r"^prediction holds values outside 0\.\.10: -1\.\.1$"),
+        ([0, 1], [0], r"^truth has shape \(2,\) but prediction \(1,\)$"),
+    ],
+)
+def test_confusion_matrix_names_the_bad_input(true, pred, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.confusion_matrix(np.array(true), np.array(pred))
