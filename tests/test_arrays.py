@@ -8,6 +8,7 @@ messages went unnoticed by the tests that only matched a word of them).
 from __future__ import annotations
 
 import io
+import os
 import re
 
 from m2nist_utils import arrays
@@ -136,3 +137,90 @@ def test_as_uint8_keeps_whole_values_and_edges():
     # A class map's own wording has no hint about images scaled to 0..1.
     with pytest.raises(ValueError, match=r"e\.g\. 0\.5\); expected classes 0\.\.10$"):
         arrays.as_uint8(np.array([0.5]), "x", expected="classes 0..10")
+
+
+def test_version_2_files_read_and_unknown_versions_are_named():
+    array = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, version=(2, 0))
+    data = buffer.getvalue()
+    assert np.array_equal(arrays.load_npy(io.BytesIO(data), "v2.npy", len(data)), array)
+    future = data[:6] + bytes([3, 0]) + data[8:]
+    with pytest.raises(
+        ValueError, match=r"^v3\.npy: damaged \.npy header \(unsupported \.npy version \(3, 0\)\)$"
+    ):
+        arrays.load_npy(io.BytesIO(future), "v3.npy")
+
+
+def test_a_damaged_header_message_is_numpys_reason_on_one_line():
+    good = npy_bytes(np.zeros((2, 3), np.uint8))
+    damaged = good.replace(b"'descr'", b"'de\nsc'")
+    try:
+        stream = io.BytesIO(damaged)
+        np.lib.format.read_magic(stream)
+        np.lib.format.read_array_header_1_0(stream)
+    except ValueError as exc:
+        reason = " ".join(str(exc).split())
+    with pytest.raises(ValueError) as caught:
+        arrays.load_npy(io.BytesIO(damaged), "f.npy")
+    assert str(caught.value) == f"f.npy: damaged .npy header ({reason})"
+
+
+def test_a_truncated_member_of_a_stream_counts_from_where_it_starts():
+    data = npy_bytes(np.zeros((4, 5), np.float32))
+    stream = io.BytesIO(b"x" * 100 + data)
+    stream.seek(100)
+    with pytest.raises(ValueError, match=r"\(80 bytes\) but 72 bytes follow it"):
+        arrays.load_npy(stream, "member.npy", len(data) - 8)
+
+
+def test_an_array_too_large_for_memory_is_refused_naming_the_file(monkeypatch):
+    monkeypatch.setattr(arrays, "available_memory", lambda: 10)
+    data = npy_bytes(np.zeros((4, 5), np.float32))
+    with pytest.raises(
+        ValueError, match=r"^big\.npy: needs 0\.0 MB of memory, more than the 0\.0 MB available$"
+    ):
+        arrays.load_npy(io.BytesIO(data), "big.npy", len(data))
+
+
+class FailingRead(io.BytesIO):
+    """A stream whose data cannot be read after its header (a disk error, say)."""
+
+    def readinto(self, buffer):
+        raise OSError("disk\n  error")
+
+    def read(self, size=-1):
+        if size is None or size < 0 or size >= 1000:  # the header is read in pieces under 1000 bytes
+            raise OSError("disk\n  error")
+        return super().read(size)
+
+
+def test_a_read_error_after_a_good_header_names_the_file_on_one_line():
+    data = npy_bytes(np.zeros((40, 50), np.float32))
+    with pytest.raises(ValueError, match=r"^d\.npy: not a readable \.npy array \(disk error\)$"):
+        arrays.load_npy(FailingRead(data), "d.npy", len(data))
+
+
+def test_sizes_round_to_a_tenth_of_the_unit():
+    for n, text in [(1_050_000, "1.1 MB"), (1_050_000_000, "1.1 GB")]:
+        with pytest.raises(ValueError, match=rf"needs {re.escape(text)} of memory"):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(arrays, "available_memory", lambda: 1)
+                arrays.check_memory(n, "x")
+
+
+def test_without_proc_meminfo_the_physical_memory_is_available(monkeypatch):
+    real_open = open
+
+    def no_meminfo(path, *args, **kwargs):
+        if path == "/proc/meminfo":
+            raise OSError("no /proc here")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_meminfo)
+    assert arrays.available_memory() == os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_nan_and_infinity_are_counted():
+    with pytest.raises(ValueError, match=r"\(dtype float64, 2 of 3\)"):
+        arrays.as_uint8(np.array([np.nan, np.inf, 1.0]), "x")

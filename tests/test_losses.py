@@ -32,3 +32,11 @@ def test_fused_loss_agrees_on_digits_but_pushes_background_pixels():
     with tf.GradientTape() as tape:
         loss = segmenter.fused_digits_loss(LABELS[:, :, 2:], keras.ops.softmax(logits))
     assert np.abs(tape.gradient(loss, logits).numpy()).sum() > 0.1  # ...yet a gradient: the pitfall
+
+
+@pytest.mark.parametrize("loss", [segmenter.digits_only_loss, segmenter.fused_digits_loss])
+def test_losses_take_class_maps_of_any_number_type(loss):
+    # Keras may hand y_true over as floats; the class numbers must still pick the channels.
+    expected = keras.ops.convert_to_numpy(loss(LABELS, PROBABILITIES))
+    as_floats = keras.ops.convert_to_numpy(loss(LABELS.astype(np.float32), PROBABILITIES))
+    assert np.allclose(as_floats, expected)
