@@ -224,3 +224,9 @@ def test_without_proc_meminfo_the_physical_memory_is_available(monkeypatch):
 def test_nan_and_infinity_are_counted():
     with pytest.raises(ValueError, match=r"\(dtype float64, 2 of 3\)"):
         arrays.as_uint8(np.array([np.nan, np.inf, 1.0]), "x")
+
+
+@pytest.mark.parametrize("values, shown", [([0, 256], "0..256"), ([-1, 255], "-1..255")])
+def test_one_value_out_of_range_is_enough_to_refuse(values, shown):
+    with pytest.raises(ValueError, match=rf"got {shown} "):
+        arrays.as_uint8(np.array(values), "x")

@@ -501,3 +501,13 @@ def test_killed_generate_leaves_the_old_pair_or_the_new_one(tmp_path):
     m2nist.save_m2nist(out, *new)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old", "out"], seen
     print("kills left:", seen)
+
+
+def test_dataset_stats_round_shares_to_two_decimals():
+    # 30 pixels: one pixel is 3.333...% and the 28 background pixels 93.333...%.
+    class_maps = np.full((2, 3, 5), m2nist.BACKGROUND, np.uint8)
+    class_maps[0, 0, 0], class_maps[1, 2, 4] = 5, 9
+    sources = np.array([[0, -1, -1], [1, -1, -1]], np.int32)
+    stats = m2nist.dataset_stats(m2nist.Split((class_maps != 10).astype(np.uint8), class_maps, sources))
+    assert stats["pixel_share_per_digit_pct"][5] == 3.33 and stats["pixel_share_per_digit_pct"][9] == 3.33
+    assert stats["background_pct"] == 93.33
