@@ -511,3 +511,53 @@ def test_dataset_stats_round_shares_to_two_decimals():
     stats = m2nist.dataset_stats(m2nist.Split((class_maps != 10).astype(np.uint8), class_maps, sources))
     assert stats["pixel_share_per_digit_pct"][5] == 3.33 and stats["pixel_share_per_digit_pct"][9] == 3.33
     assert stats["background_pct"] == 93.33
+
+
+def test_place_boxes_keeps_one_pixel_apart_by_default():
+    boxes = np.tile([[0, 0, 28, 26]], (3, 1))  # three large digits: some draws are rejected
+    default = m2nist.place_boxes(boxes, np.random.default_rng(1))
+    assert default == m2nist.place_boxes(boxes, np.random.default_rng(1), gap=1)
+    # With these draws a gap of 2 rejects a corner that 1 accepts: the default is not merely some gap.
+    assert default != m2nist.place_boxes(boxes, np.random.default_rng(1), gap=2)
+
+
+def test_save_m2nist_names_the_folder_and_the_wrong_shape(tmp_path):
+    images = np.zeros((2, 28, 28), np.uint8)  # MNIST-sized, with masks to match them
+    masks = np.zeros((2, 28, 28, 11), np.uint8)
+    folder = tmp_path / "pair"
+    with pytest.raises(
+        ValueError, match=rf"^{folder}: images must have shape \(N, 64, 84\), got \(2, 28, 28\)$"
+    ):
+        m2nist.save_m2nist(folder, images, masks)
+    assert not folder.exists()
+
+
+def test_save_m2nist_writes_uint8_files_whatever_integer_type_it_is_given(tmp_path):
+    data = m2nist.compose_images(sample_pools()["test"], 3, seed=0)
+    m2nist.save_m2nist(
+        tmp_path / "pair", data.images.astype(np.int64), m2nist.to_one_hot(data.class_maps).astype(np.int32)
+    )
+    for name in ("combined.npy", "segmented.npy"):
+        assert np.load(tmp_path / "pair" / name).dtype == np.uint8, name
+
+
+def test_invariants_read_the_label_of_pool_digit_zero():
+    train = sample_pools()["train"]
+    first_four, first_seven = (
+        int(np.flatnonzero(train.labels == 4)[0]),
+        int(np.flatnonzero(train.labels == 7)[0]),
+    )
+    pool = mnist.DigitPool(train.images[[first_four, first_seven]], np.array([4, 7], np.uint8))
+    data = m2nist.compose_images(pool, 8, max_digits=1, seed=0)
+    assert (data.sources[:, 0] == 0).any()  # digit 0 of the pool is placed somewhere
+    assert m2nist.check_invariants(data, pool)["labels_match"]
+
+
+def test_ink_lost_is_never_negative_when_maps_paint_more_than_the_ink(pools):
+    data = m2nist.compose_images(pools["test"], 4, seed=0)
+    grown = data.class_maps.copy()
+    grown[:, :, 1:][data.class_maps[:, :, :-1] != m2nist.BACKGROUND] = data.class_maps[:, :, :-1][
+        data.class_maps[:, :, :-1] != m2nist.BACKGROUND
+    ]  # every digit's mask widened by a pixel to the right
+    stats = m2nist.generator_stats(m2nist.Split(data.images, grown, data.sources), pools["test"])
+    assert stats["ink_lost_pct"] == 0.0
