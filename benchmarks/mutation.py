@@ -83,6 +83,14 @@ EQUIVALENT: dict[str, str] = {
     "m2nist_utils.m2nist.x_check_invariants__mutmut_32": (
         "an unplaced slot's label only has to be no digit class: None compares unequal to 0..9 as 10 does"
     ),
+    "m2nist_utils.m2nist.x__check_one_hot__mutmut_7": (
+        "after the check that values are 0 or 1 a pixel sums to at most 11 in any integer type; uint8 only "
+        "keeps the sum's memory small"
+    ),
+    "m2nist_utils.m2nist.x__check_one_hot__mutmut_9": (
+        "after the check that values are 0 or 1 a pixel sums to at most 11 in any integer type; uint8 only "
+        "keeps the sum's memory small"
+    ),
 }
 
 KILLED = {"killed", "timeout"}

@@ -561,3 +561,19 @@ def test_ink_lost_is_never_negative_when_maps_paint_more_than_the_ink(pools):
     ]  # every digit's mask widened by a pixel to the right
     stats = m2nist.generator_stats(m2nist.Split(data.images, grown, data.sources), pools["test"])
     assert stats["ink_lost_pct"] == 0.0
+
+
+def test_to_class_map_gives_uint8():
+    assert m2nist.to_class_map(np.eye(11, dtype=np.float32)[None, None]).dtype == np.uint8
+
+
+def test_a_mask_value_of_two_is_named_as_such(tmp_path):
+    data = m2nist.compose_images(sample_pools()["test"], 2, seed=0)
+    masks = m2nist.to_one_hot(data.class_maps)
+    masks[0, 0, 0] *= 2  # one pixel's channel set to 2 instead of 1
+    np.save(tmp_path / "combined.npy", data.images)
+    np.save(tmp_path / "segmented.npy", masks)
+    with pytest.raises(
+        ValueError, match=r"segmented\.npy: masks are not one-hot: values up to 2; expected 0 or 1$"
+    ):
+        m2nist.load_m2nist(tmp_path)
