@@ -98,8 +98,8 @@ backends-tools: install
 	$(BIN)/python benchmarks/backends.py --tools
 
 ## The mutation score (mutmut) of metrics, m2nist, pipeline, arrays and the losses, against the fast lane:
-## results/mutation.json and a table. Long on 2 CPU cores the first time; mutmut keeps each mutant's result
-## in mutants/, so a re-run checks only what changed.
+## results/mutation.json and a table. About an hour and a half on 2 CPU cores; benchmarks/mutation.py
+## --resume goes on after an interruption, --survivors re-checks the survivors after new tests.
 mutation: install
 	$(BIN)/python benchmarks/mutation.py
 

@@ -7,10 +7,11 @@ Its settings are ``[tool.mutmut]`` in ``pyproject.toml``. The score of a module 
 survived), timeouts counted as killed (a mutant that makes the tests run over their time limit was noticed),
 and the mutants listed in :data:`EQUIVALENT` left out with the reason they cannot be killed.
 
-``make mutation`` runs every target, :data:`TARGETS`, then writes ``results/mutation.json`` and prints a
-table. mutmut keeps every mutant's result in ``mutants/``, so a re-run checks only mutants of functions that
-changed (resumable). ``--targets arrays metrics`` runs some of them; ``--report`` only reads what mutmut
-holds.
+``make mutation`` checks every mutant of every target, :data:`TARGETS` (about an hour and a half on 2 CPU
+cores), then writes ``results/mutation.json`` and prints a table. mutmut keeps every mutant's result in
+``mutants/``: ``--resume`` checks only the mutants not checked yet (after an interruption), ``--survivors``
+re-checks only the survivors (after adding tests), ``--targets arrays metrics`` some targets, and
+``--report`` only reads what mutmut holds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import fnmatch
 import os
 import subprocess
 import sys
@@ -118,11 +120,14 @@ def read_statuses() -> dict[str, str]:
     return statuses
 
 
+def matching(statuses: dict[str, str], patterns: list[str]) -> list[str]:
+    """The mutants of ``statuses`` whose names match one of ``patterns``."""
+    return [n for n in statuses if any(fnmatch.fnmatch(n, p) for p in patterns)]
+
+
 def score(statuses: dict[str, str], patterns: list[str]) -> dict[str, object]:
     """Counts by status and the score of the mutants that match ``patterns``, equivalent ones left out."""
-    import fnmatch
-
-    names = [n for n in statuses if any(fnmatch.fnmatch(n, p) for p in patterns)]
+    names = matching(statuses, patterns)
     counts = collections.Counter(statuses[n] for n in names if n not in EQUIVALENT)
     killed = sum(counts[s] for s in KILLED)
     survived = sum(counts[s] for s in SURVIVED)
@@ -141,9 +146,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", nargs="+", choices=list(TARGETS), default=list(TARGETS))
     parser.add_argument("--report", action="store_true", help="only read mutmut's results")
+    parser.add_argument("--resume", action="store_true", help="check only the mutants not checked yet")
+    parser.add_argument("--survivors", action="store_true", help="re-check only the survivors")
     args = parser.parse_args(argv)
-    if not args.report:  # one mutmut run for all: each run first runs the whole fast lane for its stats
-        run_mutmut([pattern for target in args.targets for pattern in TARGETS[target]])
+    patterns = [pattern for target in args.targets for pattern in TARGETS[target]]
+    if args.resume or args.survivors:
+        wanted = {"not checked"} if args.resume else SURVIVED
+        # mutmut checks every mutant it is given by name, done or not: name only the ones wanted.
+        if (REPO / "mutants").exists():
+            statuses = read_statuses()
+            patterns = [n for n in matching(statuses, patterns) if statuses[n] in wanted]
+    if not args.report and patterns:  # one mutmut run: each first runs the whole fast lane for its stats
+        run_mutmut(patterns)
     sys.path.insert(0, str(REPO))
     from m2nist_utils import results
 
