@@ -93,6 +93,7 @@ EQUIVALENT: dict[str, str] = {
         "after the check that values are 0 or 1 a pixel sums to at most 11 in any integer type; uint8 only "
         "keeps the sum's memory small"
     ),
+    "m2nist_utils.m2nist.x_to_one_hot__mutmut_4": "a dtype's kind is one letter, never X",
 }
 
 KILLED = {"killed", "timeout"}

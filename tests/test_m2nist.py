@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from m2nist_utils import article_generator, artifacts, files, m2nist, mnist
 from m2nist_utils.__main__ import main as cli
 
@@ -577,3 +579,82 @@ def test_a_mask_value_of_two_is_named_as_such(tmp_path):
         ValueError, match=r"segmented\.npy: masks are not one-hot: values up to 2; expected 0 or 1$"
     ):
         m2nist.load_m2nist(tmp_path)
+
+
+def test_to_one_hot_gives_uint8_and_refuses_floats_by_name():
+    assert m2nist.to_one_hot(np.array([[3]], np.uint8)).dtype == np.uint8
+    with pytest.raises(ValueError, match=r"^class maps must be integers 0\.\.10, got dtype float32$"):
+        m2nist.to_one_hot(np.zeros((1, 2), np.float32))
+
+
+def _save_raw(folder, images, masks):
+    folder.mkdir(exist_ok=True)
+    np.save(folder / "combined.npy", images)
+    np.save(folder / "segmented.npy", masks)
+
+
+def test_load_m2nist_says_what_each_file_should_hold(tmp_path):
+    data = m2nist.compose_images(sample_pools()["test"], 2, seed=0)
+    masks = m2nist.to_one_hot(data.class_maps)
+    _save_raw(tmp_path / "a", data.images / 255.0, masks)
+    with pytest.raises(
+        ValueError, match=r"combined\.npy: holds fractional values .*; expected grey levels 0\.\.255 \("
+    ):
+        m2nist.load_m2nist(tmp_path / "a")
+    _save_raw(tmp_path / "b", data.images, masks * 0.5)
+    with pytest.raises(
+        ValueError, match=r"segmented\.npy: holds fractional values .*; expected one-hot masks of 0 and 1$"
+    ):
+        m2nist.load_m2nist(tmp_path / "b")
+
+
+def test_a_mask_error_counts_both_faults_and_names_the_first_pixel(tmp_path):
+    data = m2nist.compose_images(sample_pools()["test"], 2, seed=0)
+    masks = m2nist.to_one_hot(data.class_maps)
+    masks[0, 0, 0, :] = 0  # no channel set
+    masks[1, 5, 7, :2] = 1  # two channels set
+    _save_raw(tmp_path, data.images, masks)
+    with pytest.raises(
+        ValueError, match=r"1 pixels have no channel set and 1 several \(first: image 0, row 0, column 0\)"
+    ):
+        m2nist.load_m2nist(tmp_path)
+
+
+def test_a_pair_replaced_during_every_read_is_given_up_after_five(tmp_path, monkeypatch):
+    pair = tmp_path / "pair"
+    data = m2nist.compose_images(sample_pools()["test"], 2, seed=0)
+    m2nist.save_m2nist(pair, data.images, m2nist.to_one_hot(data.class_maps))
+    real_read, reads = np.lib.format.read_array, []
+
+    def read_then_replace(file, *args, **kwargs):
+        array = real_read(file, *args, **kwargs)
+        reads.append(os.path.basename(file.name))
+        if len(reads) % 2 == 1:  # a writer swaps the pair in between the reader's two files, every time
+            m2nist.save_m2nist(pair, data.images, m2nist.to_one_hot(data.class_maps))
+        return array
+
+    monkeypatch.setattr(np.lib.format, "read_array", read_then_replace)
+    with pytest.raises(RuntimeError, match=rf"^{pair}: replaced while being read, five times in a row$"):
+        m2nist.load_m2nist(pair)
+    assert len(reads) == 10
+
+
+def test_a_file_gone_because_the_pair_was_replaced_is_read_again(tmp_path, monkeypatch):
+    pair = tmp_path / "pair"
+    old = m2nist.compose_images(sample_pools()["test"], 2, seed=0)
+    new = m2nist.compose_images(sample_pools()["test"], 3, seed=1)
+    m2nist.save_m2nist(pair, old.images, m2nist.to_one_hot(old.class_maps))
+    real_open, opened = open, []
+
+    def replaced_then_gone(path, *args, **kwargs):
+        if str(path).endswith(".npy") and args[:1] == ("rb",):  # the reader's, not the writer's
+            opened.append(os.path.basename(path))
+            if len(opened) == 1:  # the pair is replaced just before the reader opens its first file
+                m2nist.save_m2nist(pair, new.images, m2nist.to_one_hot(new.class_maps))
+                raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", replaced_then_gone)
+    images, _ = m2nist.load_m2nist(pair)
+    assert np.array_equal(images, new.images)
+    assert opened == ["combined.npy", "combined.npy", "segmented.npy"]
