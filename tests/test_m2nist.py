@@ -612,7 +612,8 @@ def test_a_mask_error_counts_both_faults_and_names_the_first_pixel(tmp_path):
     data = m2nist.compose_images(sample_pools()["test"], 2, seed=0)
     masks = m2nist.to_one_hot(data.class_maps)
     masks[0, 0, 0, :] = 0  # no channel set
-    masks[1, 5, 7, :2] = 1  # two channels set
+    masks[1, 5, 7, :] = 0
+    masks[1, 5, 7, :2] = 1  # exactly two channels set
     _save_raw(tmp_path, data.images, masks)
     with pytest.raises(
         ValueError, match=r"1 pixels have no channel set and 1 several \(first: image 0, row 0, column 0\)"
@@ -658,3 +659,11 @@ def test_a_file_gone_because_the_pair_was_replaced_is_read_again(tmp_path, monke
     images, _ = m2nist.load_m2nist(pair)
     assert np.array_equal(images, new.images)
     assert opened == ["combined.npy", "combined.npy", "segmented.npy"]
+
+
+def test_compose_images_defaults_to_seed_0_and_a_gap_of_1():
+    pool = sample_pools()["test"]
+    default = m2nist.compose_images(pool, 300)
+    assert np.array_equal(default.images, m2nist.compose_images(pool, 300, seed=0, gap=1).images)
+    for other in ({"seed": 1}, {"gap": 2}):
+        assert not np.array_equal(default.images, m2nist.compose_images(pool, 300, **other).images), other
