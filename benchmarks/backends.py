@@ -96,9 +96,8 @@ def child(spec: dict) -> dict:
     timer = training.EpochTimer()
     with training.build_scope():
         model = segmenter.build_fcn(cnn)
-        probe = segmenter.build_fcn(
-            cnn
-        )  # the step is timed on a copy: the model's training stays the recipe's
+        # The step is timed on a second network, so that the measured one trains as the recipe says.
+        probe = segmenter.build_fcn(cnn)
     data = training.training_data(pool, seed=spec["seed"], stream=spec["stream"], **recipe)
     data_per_s = training.measure_input(data)
     images, class_maps = data[0] if spec["stream"] == "numpy" else next(iter(data))
