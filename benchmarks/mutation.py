@@ -26,7 +26,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from m2nist_utils import results
+
 REPO = Path(__file__).resolve().parent.parent
+
 MUTMUT = str(Path(sys.executable).with_name("mutmut"))
 
 #: Target -> the mutants it holds (mutmut names them module.x_function__mutmut_N; shell-style patterns).
@@ -143,6 +146,34 @@ def score(statuses: dict[str, str], patterns: list[str]) -> dict[str, object]:
     }
 
 
+def merged_modules(statuses: dict[str, str], targets: list[str], commit: str) -> dict[str, dict]:
+    """The rows of ``targets`` scored from ``statuses``; every other target keeps its committed row.
+
+    mutmut's results live in the git-ignored ``mutants/``, lost with a fresh checkout: a run of some targets
+    must not erase what an earlier run measured of the others. Each row says when and on which commit it
+    was measured.
+    """
+    try:
+        previous = results.load_results("mutation", REPO / "results")["modules"]
+    except FileNotFoundError:
+        previous = {}
+    modules = {}
+    for target in TARGETS:
+        if target in targets or target not in previous:
+            row = score(statuses, TARGETS[target])
+            modules[target] = {**row, "date": datetime.date.today().isoformat(), "commit": commit}
+        else:
+            modules[target] = previous[target]
+    return modules
+
+
+def current_commit() -> str:
+    """The checked-out commit (short hash), with ``+changes`` when the tree differs from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "m2nist_utils", "tests"], cwd=REPO)
+    return head.stdout.strip() + ("+changes" if dirty.returncode else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", nargs="+", choices=list(TARGETS), default=list(TARGETS))
@@ -159,11 +190,8 @@ def main(argv: list[str] | None = None) -> None:
             patterns = [n for n in matching(statuses, patterns) if statuses[n] in wanted]
     if not args.report and patterns:  # one mutmut run: each first runs the whole fast lane for its stats
         run_mutmut(patterns)
-    sys.path.insert(0, str(REPO))
-    from m2nist_utils import results
-
     statuses = read_statuses()
-    modules = {target: score(statuses, TARGETS[target]) for target in TARGETS}
+    modules = merged_modules(statuses, args.targets, commit=current_commit())
     record = {
         "tool": "mutmut "
         + subprocess.run([MUTMUT, "--version"], capture_output=True, text=True).stdout.split()[-1],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import load_benchmark
 
@@ -41,3 +43,14 @@ def test_equivalent_mutants_are_left_out_of_the_score(mutation, monkeypatch):
 
 def test_a_target_without_checked_mutants_has_no_score(mutation):
     assert mutation.score(STATUSES, ["m2nist_utils.pipeline.*"])["score"] is None
+
+
+def test_a_run_of_some_targets_keeps_the_committed_rows_of_the_others(mutation, tmp_path, monkeypatch):
+    committed = {"modules": {"arrays": {"score": 0.9, "commit": "old"}, "metrics": {"score": 1.0}}}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "mutation.json").write_text(json.dumps(committed))
+    monkeypatch.setattr(mutation, "REPO", tmp_path)
+    modules = mutation.merged_modules(STATUSES, ["metrics"], commit="abc1234")
+    assert modules["arrays"] == {"score": 0.9, "commit": "old"}
+    assert modules["metrics"]["killed"] == 1 and modules["metrics"]["commit"] == "abc1234"
+    assert modules["pipeline"]["score"] is None  # not run, not committed: scored from what mutmut holds
