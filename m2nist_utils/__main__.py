@@ -59,8 +59,9 @@ def _generate(args: argparse.Namespace) -> None:
             f"--max-digits {args.max_digits}: the {args.split} digit pool of source {args.source!r} holds "
             f"only {len(pool.images)} digits, and the digits of one image are all different"
         )
+    clutter = m2nist.Clutter(args.clutter, args.clutter_size) if args.clutter else None
     images, class_maps, _ = m2nist.compose_images(
-        pool, args.n_images, max_digits=args.max_digits, seed=args.seed
+        pool, args.n_images, max_digits=args.max_digits, seed=args.seed, clutter=clutter
     )
     masks = m2nist.to_one_hot(class_maps)
     del class_maps
@@ -70,9 +71,12 @@ def _generate(args: argparse.Namespace) -> None:
     except OSError as exc:
         kept = "the old files are unchanged" if existed else "nothing was written"
         raise ValueError(f"{out}: could not write the dataset ({exc.strerror or exc}); {kept}") from exc
+    cluttered = (
+        f", {args.clutter} fragments of {args.clutter_size}x{args.clutter_size} each" if clutter else ""
+    )
     print(
         f"wrote {len(images)} images from the {args.split} digit pool "
-        f"({mnist.resolve_source(args.source)}) to {out}"
+        f"({mnist.resolve_source(args.source)}{cluttered}) to {out}"
     )
 
 
@@ -148,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--split", default="train", choices=SPLITS, help="digit pool to draw from")
     gen.add_argument("--max-digits", type=number(int, 1, 6), default=3, help="1 to 6 digits per image")
+    gen.add_argument(
+        "--clutter",
+        type=number(int, 0),
+        default=0,
+        help="fragments of other digits of the same pool on each image's background (0: none)",
+    )
+    gen.add_argument("--clutter-size", type=number(int, 1, 28), default=8, help="side of a fragment, pixels")
     gen.add_argument("--force", action="store_true", help="replace a dataset that --out already holds")
     gen.set_defaults(run=_generate)
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import config
 from .files import atomic_save, atomic_save_to_path
-from .m2nist import MAX_DIGITS, Split, compose_images
+from .m2nist import MAX_DIGITS, Clutter, Split, compose_images
 from .mnist import SPLITS, resolve_source, split_pools
 
 if TYPE_CHECKING:  # imported where used: the data caches need no Keras
@@ -118,12 +118,14 @@ def load_or_create_split(
     folder: str | os.PathLike | None = None,
     max_digits: int = MAX_DIGITS,
     gap: int = 1,
+    clutter: Clutter | None = None,
 ) -> Split:
     """One split (images, class maps, sources; see :func:`m2nist.compose_images`), cached in ``data/``.
 
     Rebuilt when missing, unreadable or made with other settings, so any notebook can call this first
     thing. Each split draws only from its own digit pool, with its own seed. ``n_images`` defaults to
-    ``config.N_IMAGES[split]`` (smaller in quick mode).
+    ``config.N_IMAGES[split]`` (smaller in quick mode). With ``clutter`` the same digits get fragments on
+    their background (:class:`m2nist.Clutter`), cached as ``m2nist_<split>_clutter.npz``.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected 'train', 'val' or 'test'")
@@ -131,11 +133,15 @@ def load_or_create_split(
     source = resolve_source(source)
     key = {"split": split, "n_images": n_images, "source": source, "seed": seed}
     key.update(max_digits=max_digits, gap=gap)
+    if clutter is not None:  # clean splits keep the key (and the cache) they always had
+        key.update(clutter=list(clutter))
 
     def create() -> Split:
         pool = split_pools(source, seed=seed)[split]
         image_seed = seed * 3 + SPLITS.index(split) + 1
-        return compose_images(pool, n_images, max_digits=max_digits, seed=image_seed, gap=gap)
+        return compose_images(
+            pool, n_images, max_digits=max_digits, seed=image_seed, gap=gap, clutter=clutter
+        )
 
     def save(data: Split, path: Path) -> None:
         atomic_save(path, lambda f: np.savez_compressed(f, **data._asdict()))
@@ -144,7 +150,8 @@ def load_or_create_split(
         with np.load(path, allow_pickle=False) as f:
             return Split(f["images"], f["class_maps"], f["sources"])
 
-    return load_or_create(dataset_path(split, folder), key, create, save, load)
+    name = split if clutter is None else f"{split}_clutter"
+    return load_or_create(dataset_path(name, folder), key, create, save, load)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ._keras import keras
-from .m2nist import MAX_DIGITS, PIXEL_MAX, compose_images, to_input
+from .m2nist import MAX_DIGITS, PIXEL_MAX, Clutter, compose_images, to_input
 from .mnist import DigitPool
 
 #: Side of an MNIST digit, in pixels.
@@ -91,6 +91,7 @@ class TrainingStream(keras.utils.PyDataset):
         fresh: new images every epoch (else the first epoch's images again).
         seed: the same seed gives the same stream; epoch e draws from ``(seed, e)``.
         distort: distort the pool's digits afresh every epoch (:func:`distort_digits`).
+        clutter: fragments of the pool's digits on the background (:class:`m2nist.Clutter`), or none.
     """
 
     def __init__(
@@ -103,11 +104,12 @@ class TrainingStream(keras.utils.PyDataset):
         distort: bool = False,
         max_digits: int = MAX_DIGITS,
         gap: int = 1,
+        clutter: Clutter | None = None,
     ):
         super().__init__()
         self.pool, self.images_per_epoch, self.batch_size = pool, images_per_epoch, batch_size
         self.fresh, self.seed, self.distort = fresh, seed, distort
-        self.max_digits, self.gap = max_digits, gap
+        self.max_digits, self.gap, self.clutter = max_digits, gap, clutter
         self.epoch = 0
         self._draw()
 
@@ -115,7 +117,12 @@ class TrainingStream(keras.utils.PyDataset):
         epoch = self.epoch if self.fresh else 0
         pool = distort_digits(self.pool, (self.seed, epoch, 1)) if self.distort else self.pool
         split = compose_images(
-            pool, self.images_per_epoch, max_digits=self.max_digits, seed=(self.seed, epoch), gap=self.gap
+            pool,
+            self.images_per_epoch,
+            max_digits=self.max_digits,
+            seed=(self.seed, epoch),
+            gap=self.gap,
+            clutter=self.clutter,
         )
         self.images, self.class_maps = split.images, split.class_maps
 

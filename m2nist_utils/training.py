@@ -27,7 +27,7 @@ import numpy as np
 
 from . import config
 from ._keras import keras, on_tensorflow, require_tensorflow
-from .m2nist import N_CLASSES, to_input
+from .m2nist import N_CLASSES, Clutter, to_input
 from .mnist import DigitPool
 from .segmenter import build_fcn, digits_only_loss, evaluate_fcn
 from .stream import TrainingStream, distort_digits
@@ -101,6 +101,7 @@ def train_fcn(
     loss=None,
     jit_compile: bool | str = "auto",
     stream: str = "auto",
+    clutter: Clutter | None = None,
 ) -> keras.callbacks.History:
     """Train a segmentation network with per-pixel cross-entropy, Adam and a cosine learning rate.
 
@@ -120,10 +121,12 @@ def train_fcn(
             On JAX Keras always compiles with XLA.
         stream: ``"tf.data"`` (``pipeline.training_dataset``), ``"numpy"`` (``stream.TrainingStream``, any
             backend) or ``"auto"``: ``tf.data`` on TensorFlow, NumPy otherwise.
+        clutter: train on images with fragments of other digits on the background (:class:`m2nist.Clutter`);
+            composed by the NumPy stream (``"auto"`` picks it).
     """
     steps = epochs * int(np.ceil(images_per_epoch / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
-    data = training_data(train_pool, images_per_epoch, batch_size, fresh, seed, distort, stream)
+    data = training_data(train_pool, images_per_epoch, batch_size, fresh, seed, distort, stream, clutter)
     val = None
     if validation is not None:
         images, class_maps = validation
@@ -143,12 +146,15 @@ def training_data(
     seed: int = 0,
     distort: bool = False,
     stream: str = "auto",
+    clutter: Clutter | None = None,
     **unused,
 ):
     """The batches :func:`train_fcn` fits on (its arguments of the same names; ``unused`` takes the rest of
     a recipe): a ``tf.data`` dataset or a ``stream.TrainingStream``."""
     if stream == "auto":
-        stream = "tf.data" if on_tensorflow() else "numpy"
+        stream = "tf.data" if on_tensorflow() and clutter is None else "numpy"
+    if stream == "tf.data" and clutter is not None:
+        raise ValueError("clutter is composed by the NumPy stream only: use stream='numpy' (or 'auto')")
     if stream == "tf.data":
         from . import pipeline
 
@@ -158,7 +164,7 @@ def training_data(
         )
     if stream == "numpy":
         return TrainingStream(
-            train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort
+            train_pool, images_per_epoch, batch_size, fresh=fresh, seed=seed, distort=distort, clutter=clutter
         )
     raise ValueError(f"stream={stream!r}: expected 'auto', 'tf.data' or 'numpy'")
 

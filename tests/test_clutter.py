@@ -1,0 +1,178 @@
+"""Cluttered M2NIST (issue 18): fragments of other digits on the background, labelled background."""
+
+from __future__ import annotations
+
+from m2nist_utils import artifacts, m2nist
+from m2nist_utils.__main__ import main as cli
+
+import numpy as np
+import pytest
+from conftest import sample_pools
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+CLUTTER = m2nist.Clutter(6, 8)
+
+
+def background_ink(data: m2nist.Split) -> np.ndarray:
+    return (data.images > 0) & (data.class_maps == m2nist.BACKGROUND)
+
+
+def distance_to_digits(class_map: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Chebyshev distance from each (y, x) of ``points`` to the nearest digit pixel of ``class_map``."""
+    digits = np.argwhere(class_map != m2nist.BACKGROUND)
+    return np.abs(points[:, None, :] - digits[None, :, :]).max(-1).min(1)
+
+
+def test_clutter_changes_only_the_background(pools):
+    clean = m2nist.compose_images(pools["val"], 40, seed=7)
+    cluttered = m2nist.compose_images(pools["val"], 40, seed=7, clutter=CLUTTER)
+    assert np.array_equal(cluttered.class_maps, clean.class_maps)
+    assert np.array_equal(cluttered.sources, clean.sources)
+    digit = clean.class_maps != m2nist.BACKGROUND
+    assert np.array_equal(cluttered.images[digit], clean.images[digit])
+    assert not background_ink(clean).any()
+    # Nearly every image gets fragments (a crop can miss the ink it was centred on only at a frame's edge).
+    assert background_ink(cluttered).any(axis=(1, 2)).mean() > 0.9
+    assert all(m2nist.check_invariants(cluttered, pools["val"], clutter=True).values())
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    fragments=st.integers(0, 12),
+    size=st.integers(1, 14),
+    gap=st.integers(0, 4),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_fragments_keep_the_gap_from_every_digit(fragments, size, gap, seed):
+    pool = sample_pools()["test"]
+    data = m2nist.compose_images(pool, 6, seed=seed, gap=gap, clutter=m2nist.Clutter(fragments, size))
+    assert all(m2nist.check_invariants(data, pool, clutter=True).values())
+    for class_map, ink in zip(data.class_maps, background_ink(data)):
+        if ink.any():
+            # gap background pixels (one at least) between a fragment and a digit: a Chebyshev distance of
+            # gap + 1 or more.
+            assert distance_to_digits(class_map, np.argwhere(ink)).min() >= max(gap, 1) + 1
+    if fragments == 0:
+        assert not background_ink(data).any()
+
+
+def crops(pool: m2nist.DigitPool, size: int) -> set[bytes]:
+    """Every size x size window of every digit of ``pool``, as bytes."""
+    windows = np.lib.stride_tricks.sliding_window_view(pool.images, (size, size), axis=(1, 2))
+    return {w.tobytes() for w in windows.reshape(-1, size, size)}
+
+
+def test_fragments_are_crops_of_the_images_own_pool_only(pools):
+    """A test image's clutter is cut from test digits: every fragment is a window of a test-pool digit."""
+    data = m2nist.compose_images(pools["test"], 30, seed=1, clutter=m2nist.Clutter(1, 8))
+    own, other = crops(pools["test"], 8), crops(pools["train"], 8)
+    in_own = in_other = 0
+    for image, ink in zip(data.images, background_ink(data)):
+        ys, xs = np.nonzero(ink)
+        if len(ys) == 0:
+            continue
+        # The fragment's 8x8 square holds all the background ink: try every origin that can hold it.
+        origins = [
+            (y, x)
+            for y in range(max(ys.max() - 7, 0), min(ys.min(), 64 - 8) + 1)
+            for x in range(max(xs.max() - 7, 0), min(xs.min(), 84 - 8) + 1)
+        ]
+        windows = [image[y : y + 8, x : x + 8].tobytes() for y, x in origins]
+        in_own += any(w in own for w in windows)
+        in_other += any(w in other for w in windows)
+    assert in_own == int(background_ink(data).any(axis=(1, 2)).sum()) > 20
+    assert in_other < in_own / 2  # the check can tell the pools apart
+
+
+def test_no_clutter_and_zero_fragments_give_the_clean_images(pools):
+    clean = m2nist.compose_images(pools["train"], 20, seed=3)
+    none = m2nist.compose_images(pools["train"], 20, seed=3, clutter=m2nist.Clutter(0, 8))
+    assert np.array_equal(none.images, clean.images)
+
+
+def test_clutter_repeats_with_the_seed_and_changes_with_it(pools):
+    first, again, other = (
+        m2nist.compose_images(pools["train"], 10, seed=s, clutter=CLUTTER) for s in (4, 4, 5)
+    )
+    assert np.array_equal(first.images, again.images)
+    assert not np.array_equal(first.images, other.images)
+
+
+@pytest.mark.parametrize("clutter", [m2nist.Clutter(-1, 8), m2nist.Clutter(6, 0), m2nist.Clutter(6, 29)])
+def test_bad_clutter_is_refused_by_name(pools, clutter):
+    with pytest.raises(ValueError, match=r"clutter needs fragments >= 0 and a size of 1 to 28"):
+        m2nist.compose_images(pools["train"], 2, clutter=clutter)
+
+
+def test_cluttered_invariants_catch_touching_clutter_and_missing_ink(pools):
+    pool = pools["train"]
+    data = m2nist.compose_images(pool, 10, seed=2, clutter=CLUTTER)
+    assert not m2nist.check_invariants(data, pool)["background_is_complement"]  # clutter is not clean data
+    touching = data.images.copy()
+    y, x = np.argwhere(data.class_maps[0] != m2nist.BACKGROUND)[0]
+    beside = next(
+        (y + dy, x + dx)
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if data.class_maps[0, y + dy, x + dx] == m2nist.BACKGROUND
+    )
+    touching[0][beside] = 255
+    checks = m2nist.check_invariants(
+        m2nist.Split(touching, data.class_maps, data.sources), pool, clutter=True
+    )
+    assert not checks["clutter_apart_from_digits"] and checks["digits_are_ink"]
+    unlit = data.images.copy()
+    unlit[0][y, x] = 0
+    checks = m2nist.check_invariants(m2nist.Split(unlit, data.class_maps, data.sources), pool, clutter=True)
+    assert not checks["digits_are_ink"] and not checks["no_overlap"] and checks["clutter_apart_from_digits"]
+
+
+def test_a_full_image_leaves_no_room_and_gets_no_fragment():
+    digit = np.full((1, 28, 28), 200, np.uint8)
+    pool = m2nist.DigitPool(digit, np.zeros(1, np.uint8))
+    images = np.zeros((1, 64, 84), np.uint8)
+    class_maps = np.zeros((1, 64, 84), np.uint8)  # every pixel a digit's
+    m2nist.scatter_fragments(images, class_maps, pool, CLUTTER, np.random.default_rng(0))
+    assert not images.any()
+
+
+def test_cluttered_split_is_cached_beside_the_clean_one(tmp_path):
+    clean = artifacts.load_or_create_split("val", 12, source="sample", folder=tmp_path)
+    cluttered = artifacts.load_or_create_split("val", 12, source="sample", folder=tmp_path, clutter=CLUTTER)
+    assert artifacts.dataset_path("val_clutter", tmp_path).is_file()
+    assert np.array_equal(cluttered.class_maps, clean.class_maps) and background_ink(cluttered).any()
+    again = artifacts.load_or_create_split("val", 12, source="sample", folder=tmp_path)
+    assert np.array_equal(again.images, clean.images)
+
+
+def test_cli_generates_cluttered_files(tmp_path, capsys):
+    out = tmp_path / "cluttered"
+    argv = ["generate", "--out", str(out), "--n-images", "8", "--source", "sample", "--split", "test"]
+    assert cli([*argv, "--clutter", "4", "--clutter-size", "6"]) == 0
+    assert "4 fragments of 6x6 each" in capsys.readouterr().out
+    images, masks = m2nist.load_m2nist(out)
+    class_maps = m2nist.to_class_map(masks)
+    assert ((images > 0) & (class_maps == m2nist.BACKGROUND)).any()
+    assert cli([*argv, "--clutter", "-1"]) == 2
+    assert "argument --clutter" in capsys.readouterr().err
+
+
+def test_the_training_stream_draws_cluttered_images_every_epoch(pools):
+    from m2nist_utils import stream, training
+
+    data = training.training_data(pools["train"], 8, 4, seed=0, stream="numpy", clutter=CLUTTER)
+    assert isinstance(data, stream.TrainingStream)
+    images, class_maps = data[0]
+    assert ((images[..., 0] > 0) & (class_maps == m2nist.BACKGROUND)).any()
+    first = data.images.copy()
+    data.on_epoch_end()
+    assert not np.array_equal(data.images, first)
+    assert ((data.images > 0) & (data.class_maps == m2nist.BACKGROUND)).any()
+
+
+def test_tf_data_refuses_clutter_by_name(pools):
+    from m2nist_utils import training
+
+    with pytest.raises(ValueError, match="clutter is composed by the NumPy stream only"):
+        training.training_data(pools["train"], 8, 4, stream="tf.data", clutter=CLUTTER)
