@@ -233,6 +233,10 @@ def run_train(args: argparse.Namespace) -> None:
         verbose=2,
         jit_compile=args.jit if tensorflow else "auto",  # on JAX, "auto" is XLA
     )
+    # A network that answers one class everywhere is refused before anything is written (every worker
+    # holds the same weights, so each comes to the same verdict).
+    val = artifacts.load_or_create_split("val", source=args.source, seed=args.seed)
+    training.check_not_collapsed(model, val.images)
     digest = weights_digest(model)
     # Saving reads every variable, which may all-reduce: every worker saves, only the chief into --out.
     if task is None or task.is_chief:
@@ -248,7 +252,6 @@ def run_train(args: argparse.Namespace) -> None:
 
             freeze.freeze_model(saved, frozen_file, output_name="probabilities")
             written = f"{keras_file} and {frozen_file}"
-        val = artifacts.load_or_create_split("val", source=args.source, seed=args.seed)
         scores = segmenter.evaluate_fcn(saved, val.images, val.class_maps)
         print(
             f"wrote {written}; validation mean IoU {scores['mean_iou']:.4f} "

@@ -6,6 +6,8 @@
 - :data:`FCN_RECIPE`, :data:`ABLATION_BUDGET`: the final recipe and a short budget (the article's baseline and
   the exercises of notebook 05).
 - :func:`training_data`, :func:`compile_fcn`: the batches and the compiled model :func:`train_fcn` fits.
+- :func:`check_not_collapsed`, :func:`predicted_shares`, :class:`TrainingCollapsed`: refuse a network that
+  answers one class everywhere (after every ``fit`` whose model is kept).
 - :func:`split_cpu`, :class:`EpochTimer`, :func:`time_configuration`: logical CPU devices, epoch timing
   and one timed configuration (notebook 07).
 - :func:`measure_input`, :func:`measure_step`: images per second of the input path alone and of the
@@ -29,7 +31,7 @@ from . import config
 from ._keras import keras, on_tensorflow, require_tensorflow
 from .m2nist import N_CLASSES, Clutter, to_input
 from .mnist import DigitPool
-from .segmenter import build_fcn, digits_only_loss, evaluate_fcn
+from .segmenter import build_fcn, compiled_predictor, digits_only_loss, evaluate_fcn
 from .stream import TrainingStream, distort_digits
 
 if TYPE_CHECKING:  # TensorFlow's parts import it where they run
@@ -136,6 +138,43 @@ def train_fcn(
         return model.fit(
             data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks
         )
+
+
+class TrainingCollapsed(RuntimeError):
+    """Training ended in a network answering one class (nearly) everywhere (:func:`check_not_collapsed`)."""
+
+
+def predicted_shares(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """float (C,): the share of the pixels of ``images`` uint8 (N, 64, 84) that ``model`` gives each class."""
+    predict = compiled_predictor(model)
+    counts = np.zeros(model.output_shape[-1], np.int64)
+    for start in range(0, len(images), batch_size):
+        scores = predict(to_input(images[start : start + batch_size]))
+        counts += np.bincount(scores.argmax(-1).ravel(), minlength=len(counts))
+    return counts / counts.sum()
+
+
+def check_not_collapsed(
+    model: keras.Model, images: np.ndarray, max_share: float = 0.99, where: str = "the validation images"
+) -> np.ndarray:
+    """Raise :class:`TrainingCollapsed` when ``model`` gives one class ``max_share`` or more of the pixels.
+
+    A run that falls off the edge of stable training ends predicting background everywhere (or, with NaN
+    weights, class 0): its loss may look tame and its file loads fine, so it is refused here, after
+    ``fit`` and before anything is saved. M2NIST's truth is about 86% background, so a working network
+    stays far below 99%. Returns the shares per class (see :func:`predicted_shares`).
+    """
+    shares = predicted_shares(model, images)
+    top = int(shares.argmax())
+    if shares[top] >= max_share:
+        name = "background" if top == N_CLASSES - 1 else f"digit {top}"
+        raise TrainingCollapsed(
+            f"training collapsed: the network answers class {top} ({name}) on {shares[top]:.1%} of the "
+            f"pixels of {where} ({len(images)} images; {max_share:.0%} or more counts as one class "
+            "everywhere). "
+            "Try a lower learning rate, a warm-up or gradient clipping (notebook 09)."
+        )
+    return shares
 
 
 def training_data(

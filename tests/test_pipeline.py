@@ -215,8 +215,22 @@ def test_bad_arguments_are_named(pool):
 
 
 def test_measure_throughput_counts_the_images_of_batches_after_the_warm_up(pool, monkeypatch):
-    # A clock that advances one second per reading: the rate is then the number of images counted.
-    ticks = iter(range(10**6))
+    # A clock that reads 100 s, then 102 s: the rate is the number of images counted over 2 seconds.
+    ticks = iter(range(100, 10**6, 2))
     monkeypatch.setattr(pipeline.time, "perf_counter", lambda: float(next(ticks)))
     # Batches of 4, 4 and 2 images, repeated: after the warm-up batch (4), 7 batches hold 4+2+4+4+2+4+4 = 24.
-    assert pipeline.measure_throughput(pipeline.training_dataset(pool, 10, batch_size=4), 7) == 24.0
+    assert pipeline.measure_throughput(pipeline.training_dataset(pool, 10, batch_size=4), 7) == 12.0
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"batch_size": 16, "fresh": False, "seed": 3, "distort": True, "gap": 3, "max_digits": 2}],
+)
+def test_training_scenes_are_the_training_batches_with_their_plan(pool, settings):
+    """Same arguments and defaults, same batches, over two passes (the second fresh or not)."""
+    scenes = pipeline.training_scenes(pool, 48, **settings)
+    dataset = pipeline.training_dataset(pool, 48, **settings)
+    for _ in range(2):
+        for scene, (images, class_maps) in zip(scenes, dataset, strict=True):
+            np.testing.assert_array_equal(scene["images"].numpy(), images.numpy())
+            np.testing.assert_array_equal(scene["class_maps"].numpy(), class_maps.numpy())
