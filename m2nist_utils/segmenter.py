@@ -32,6 +32,7 @@ def build_fcn(
     pixel_path: bool = True,
     width: int = 32,
     name: str = "fcn",
+    coarse_where: bool = False,
 ) -> keras.Model:
     """Our FCN for 64x84 M2NIST images, 11 classes; each flag is one idea of notebook 06's ablation.
 
@@ -51,6 +52,10 @@ def build_fcn(
             convolution over the input's pixels. The only learnt layer at 64x84 has 10 weights, so outlines
             are sharp at little cost.
         width: channels of the context layers.
+        coarse_where: (with ``pixel_path``) add to the pixels' foreground logit one from the decoder's
+            32x42 map, doubled bilinearly: *where* then also sees the digit-level context that tells a
+            digit's stroke from a fragment of one (cluttered M2NIST, notebook 09). It starts at zero, so
+            the network starts as the one without it.
 
     Returns:
         A Keras model: ``image`` float32 (None, 64, 84, 1) in [0, 1] -> ``probabilities`` (None, 64, 84, 11).
@@ -102,6 +107,11 @@ def build_fcn(
     pixels = layers.Rescaling(PIXEL_SCALE, name="grey_levels_x8")(x)
     small = keras.initializers.RandomNormal(stddev=0.01)  # starts near "no opinion" despite the x8 scale
     where = layers.Conv2D(1, 3, padding="same", kernel_initializer=small, name="pixels")(pixels)
+    if coarse_where:
+        # A 3x3 window sees no more than a stroke; the 32x42 map sees the digit the stroke belongs to.
+        coarse = layers.Conv2D(1, 1, kernel_initializer="zeros", name="where32")(up)
+        coarse = layers.UpSampling2D(2, interpolation="bilinear", name="where32_up")(coarse)
+        where = layers.Add(name="where")([where, coarse])
     foreground = layers.Activation("sigmoid", name="foreground", dtype=F32)(where)
     # p(digit k) = p(foreground) p(k | digit), p(background) = 1 - p(foreground): eleven that sum to one.
     on_digits = layers.Multiply(name="digits_on_foreground", dtype=F32)([digits, foreground])

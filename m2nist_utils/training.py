@@ -6,6 +6,8 @@
 - :data:`FCN_RECIPE`, :data:`ABLATION_BUDGET`: the final recipe and a short budget (the article's baseline and
   the exercises of notebook 05).
 - :func:`training_data`, :func:`compile_fcn`: the batches and the compiled model :func:`train_fcn` fits.
+- :func:`learning_rate_schedule`, :func:`lr_range_test`: the rate of every recipe (an optional warm-up, then a
+  cosine decay) and how to choose its peak (notebook 09).
 - :func:`check_not_collapsed`, :func:`predicted_shares`, :class:`TrainingCollapsed`: refuse a network that
   answers one class everywhere (after every ``fit`` whose model is kept).
 - :func:`split_cpu`, :class:`EpochTimer`, :func:`time_configuration`: logical CPU devices, epoch timing
@@ -104,6 +106,8 @@ def train_fcn(
     jit_compile: bool | str = "auto",
     stream: str = "auto",
     clutter: Clutter | None = None,
+    warmup_epochs: float = 0.0,
+    clipnorm: float | None = None,
 ) -> keras.callbacks.History:
     """Train a segmentation network with per-pixel cross-entropy, Adam and a cosine learning rate.
 
@@ -125,15 +129,18 @@ def train_fcn(
             backend) or ``"auto"``: ``tf.data`` on TensorFlow, NumPy otherwise.
         clutter: train on images with fragments of other digits on the background (:class:`m2nist.Clutter`);
             composed by the NumPy stream (``"auto"`` picks it).
+        warmup_epochs: raise the rate linearly from 0 to ``learning_rate`` over this many epochs first
+            (:func:`learning_rate_schedule`).
+        clipnorm: scale each weight's gradient down to this norm when it is longer (Adam's ``clipnorm``).
     """
-    steps = epochs * int(np.ceil(images_per_epoch / batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
+    per_epoch = int(np.ceil(images_per_epoch / batch_size))
+    schedule = learning_rate_schedule(learning_rate, epochs * per_epoch, round(warmup_epochs * per_epoch))
     data = training_data(train_pool, images_per_epoch, batch_size, fresh, seed, distort, stream, clutter)
     val = None
     if validation is not None:
         images, class_maps = validation
         val = (to_input(images), class_maps.astype(np.int32))
-    compile_fcn(model, schedule, loss=loss, jit_compile=jit_compile)
+    compile_fcn(model, schedule, loss=loss, jit_compile=jit_compile, clipnorm=clipnorm)
     with _model_scope(model):
         return model.fit(
             data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks
@@ -208,16 +215,79 @@ def training_data(
     raise ValueError(f"stream={stream!r}: expected 'auto', 'tf.data' or 'numpy'")
 
 
-def compile_fcn(model: keras.Model, learning_rate, loss=None, jit_compile: bool | str = "auto") -> None:
-    """Compile ``model`` as :func:`train_fcn` does: Adam at ``learning_rate`` (a number or a schedule) and
-    per-pixel cross-entropy (``loss``; by default sparse cross-entropy for 11 classes and
-    :func:`digits_only_loss` for 10), in the strategy the model was built in."""
+def compile_fcn(
+    model: keras.Model, learning_rate, loss=None, jit_compile: bool | str = "auto", clipnorm=None
+) -> None:
+    """Compile ``model`` as :func:`train_fcn` does: Adam at ``learning_rate`` (a number or a schedule;
+    gradients clipped to ``clipnorm`` when given) and per-pixel cross-entropy (``loss``; by default sparse
+    cross-entropy for 11 classes and :func:`digits_only_loss` for 10), in the strategy the model was built
+    in."""
     with _model_scope(model):
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
             loss=loss or _default_loss(model.output_shape[-1]),
             jit_compile=jit_compile,
         )
+
+
+def learning_rate_schedule(learning_rate: float, steps: int, warmup_steps: int = 0):
+    """The rate of every recipe: a linear warm-up from 0 over ``warmup_steps`` (none by default), then a
+    cosine decay from ``learning_rate`` to 1% of it at step ``steps``."""
+    if warmup_steps == 0:
+        return keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
+    if not 0 < warmup_steps < steps:
+        raise ValueError(f"warm-up of {warmup_steps} steps: expected fewer than the run's {steps} steps")
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, steps - warmup_steps, alpha=0.01, warmup_target=learning_rate, warmup_steps=warmup_steps
+    )
+
+
+class _BatchLosses(keras.callbacks.Callback):
+    """Each batch's own loss (Keras reports the epoch's running mean) and a stop once it diverges."""
+
+    def __init__(self, diverged: float):
+        super().__init__()
+        self.diverged, self.losses = diverged, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        mean = float(logs["loss"])
+        # The running mean after k equal batches is the sum of their losses / k.
+        loss = mean * (batch + 1) - sum(self.losses[len(self.losses) - batch :]) if batch else mean
+        self.losses.append(loss)
+        if not np.isfinite(loss) or loss > self.diverged * min(self.losses):
+            self.model.stop_training = True
+
+
+def lr_range_test(
+    model: keras.Model,
+    train_pool: DigitPool,
+    start: float = 1e-5,
+    stop: float = 1.0,
+    steps: int = 300,
+    batch_size: int = 32,
+    diverged: float = 4.0,
+    seed: int = 0,
+    **data,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The learning-rate range test (Smith, 2017): one short run whose rate rises exponentially from
+    ``start`` to ``stop`` over ``steps`` batches, the loss of each batch recorded.
+
+    The loss first stays flat (the rate is too small to move anything), then falls (the useful range), then
+    turns up and explodes (too large): a good peak rate sits well below where it turns. Stops early once a
+    batch's loss exceeds ``diverged`` times the lowest so far (or is not finite). ``data`` goes to
+    :func:`training_data` (e.g. ``distort``, ``clutter``). Trains ``model``: pass a fresh one.
+
+    Returns:
+        (rates, losses): float arrays (S,), S <= ``steps``, the rate and the loss of each batch run.
+    """
+    schedule = keras.optimizers.schedules.ExponentialDecay(start, steps, stop / start)
+    batches = training_data(train_pool, steps * batch_size, batch_size, seed=seed, **data)
+    compile_fcn(model, schedule)
+    recorder = _BatchLosses(diverged)
+    with _model_scope(model):
+        model.fit(batches, epochs=1, verbose=0, shuffle=False, callbacks=[recorder])
+    rates = start * (stop / start) ** (np.arange(len(recorder.losses)) / steps)
+    return rates, np.asarray(recorder.losses)
 
 
 def _model_scope(model: keras.Model):

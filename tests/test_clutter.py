@@ -176,3 +176,15 @@ def test_tf_data_refuses_clutter_by_name(pools):
 
     with pytest.raises(ValueError, match="clutter is composed by the NumPy stream only"):
         training.training_data(pools["train"], 8, 4, stream="tf.data", clutter=CLUTTER)
+
+
+def test_the_clutter_benchmark_changes_one_thing_at_a_time():
+    from conftest import load_benchmark
+
+    bench = load_benchmark("clutter")
+    final, stable = bench.recipe_of("final, clean"), bench.recipe_of("coarse where, stable, clutter")
+    assert final["clutter"] is None and stable["clutter"] == bench.CLUTTER
+    assert stable["learning_rate"] == bench.STABLE["learning_rate"] and stable["warmup_epochs"] == 1.0
+    for factor, name in [(0.5, "stable x0.5, clutter"), (2, "stable x2, clutter")]:
+        assert bench.recipe_of(name) == {**stable, "learning_rate": stable["learning_rate"] * factor}
+    assert bench.recipe_of("stable x2, clean") == {**bench.recipe_of("stable x2, clutter"), "clutter": None}
