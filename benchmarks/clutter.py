@@ -28,10 +28,9 @@ import time
 
 from m2nist_utils import artifacts, config, m2nist, mnist, results, segmenter, training
 
-#: The clutter of the chapter: six 8x8 fragments per image (as in cluttered MNIST's patches).
-CLUTTER = m2nist.Clutter(6, 8)
-#: The stable recipe: the final recipe with the changes the range test suggests (notebook 09).
-STABLE = {"learning_rate": 4e-3, "warmup_epochs": 1.0, "clipnorm": 1.0}
+CLUTTER = m2nist.CLUTTERED
+#: What the stable recipe changes in the final one (notebook 09).
+STABLE = {k: v for k, v in training.STABLE_RECIPE.items() if training.FCN_RECIPE.get(k) != v}
 
 #: Every configuration: what it is, the model's flags, the recipe's changes, and whether it trains on clutter.
 CONFIGURATIONS: dict[str, dict[str, object]] = {

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import config
 from .files import atomic_save, atomic_save_to_path
-from .m2nist import MAX_DIGITS, Clutter, Split, compose_images
+from .m2nist import CLUTTERED, MAX_DIGITS, Clutter, Split, compose_images
 from .mnist import SPLITS, resolve_source, split_pools
 
 if TYPE_CHECKING:  # imported where used: the data caches need no Keras
@@ -233,17 +233,29 @@ def load_or_create_frozen_cnn(source: str | None = "auto", seed: int = 0) -> Pat
     return _load_or_create_frozen(cnn_path(), cnn_frozen_path(), "logits")
 
 
-def fcn_key(source: str | None = "auto", seed: int = 0) -> dict[str, object]:
-    """What makes ``models/fcn.keras``: source, seed, mode, :data:`training.FCN_RECIPE` and the CNN file."""
+def fcn_key(source: str | None = "auto", seed: int = 0, variant: str = "final") -> dict[str, object]:
+    """What makes ``models/fcn.keras`` (or a variant's file): source, seed, mode, recipe and the CNN file."""
     from . import training
     from ._keras import on_tensorflow
 
-    key = {"model": "fcn", "source": resolve_source(source), "seed": seed, "mode": config.mode()} | {
-        "recipe": training.FCN_RECIPE,
+    recipe, build, clutter = _VARIANTS[variant]
+    model = "fcn" if variant == "final" else f"fcn_{variant}"
+    key = {"model": model, "source": resolve_source(source), "seed": seed, "mode": config.mode()} | {
+        "recipe": getattr(training, recipe),
         "cnn": file_digest(cnn_path()),
     }
+    if variant != "final":  # the final model's key stays what it always was
+        key |= {"build": build, "clutter": list(clutter) if clutter else None}
     # Another backend's kernels add in another order: its model is not the TensorFlow one.
     return key if on_tensorflow() else key | {"backend": training.keras.backend.backend()}
+
+
+#: The FCNs the series trains and caches: variant -> (the recipe in ``training``, build_fcn's flags,
+#: clutter). ``clutter`` is notebook 09's model: the decoder's foreground logit, the stable recipe, clutter.
+_VARIANTS: dict[str, tuple[str, dict[str, bool], object]] = {
+    "final": ("FCN_RECIPE", {}, None),
+    "clutter": ("STABLE_RECIPE", {"coarse_where": True}, CLUTTERED),
+}
 
 
 def save_fcn(model: keras.Model, source: str | None = "auto", seed: int = 0) -> Path:
@@ -255,29 +267,41 @@ def save_fcn(model: keras.Model, source: str | None = "auto", seed: int = 0) -> 
     return fcn_path()
 
 
-def load_or_create_fcn(source: str | None = "auto", seed: int = 0, verbose: int = 0) -> keras.Model:
+def load_or_create_fcn(
+    source: str | None = "auto", seed: int = 0, verbose: int = 0, variant: str = "final"
+) -> keras.Model:
     """``models/fcn.keras`` and its frozen twin, trained with :data:`training.FCN_RECIPE` first if needed.
 
-    On JAX or PyTorch (``KERAS_BACKEND``) the model is trained and cached on that backend, without the frozen
-    twin; the classifier must exist (its training is TensorFlow's).
+    ``variant="clutter"``: notebook 09's model, ``models/fcn_clutter.keras`` (and ``fcn_clutter_frozen.pb``):
+    ``build_fcn(coarse_where=True)`` trained with :data:`training.STABLE_RECIPE` on cluttered images
+    (:data:`m2nist.CLUTTERED`). Training ends with ``training.check_not_collapsed``: a collapsed network is
+    refused, not cached. On JAX or PyTorch (``KERAS_BACKEND``) the model is trained and cached on that
+    backend, without the frozen twin; the classifier must exist (its training is TensorFlow's).
     """
     from . import segmenter, training
     from ._keras import on_tensorflow
 
+    if variant not in _VARIANTS:
+        raise ValueError(f"unknown FCN variant {variant!r}; expected one of {sorted(_VARIANTS)}")
+    recipe, build, clutter = _VARIANTS[variant]
     load_or_create_cnn(source, seed)
+    path = fcn_path() if variant == "final" else config.MODELS_DIR / f"fcn_{variant}.keras"
 
     def create() -> keras.Model:
         cnn = load_model(cnn_path())
         config.seed_everything(seed)
         with training.build_scope():
-            model = segmenter.build_fcn(cnn)
-        pool = split_pools(source, seed=seed)["train"]
-        training.train_fcn(model, pool, seed=seed, verbose=verbose, **training.FCN_RECIPE)
+            model = segmenter.build_fcn(cnn, **build)
+        pools = split_pools(source, seed=seed)
+        settings = getattr(training, recipe) | ({"clutter": clutter} if clutter else {})
+        training.train_fcn(model, pools["train"], seed=seed, verbose=verbose, **settings)
+        val = compose_images(pools["val"], 256, seed=seed)  # a quick look is enough to see one class
+        training.check_not_collapsed(model, val.images)
         return model
 
-    model = load_or_create(fcn_path(), fcn_key(source, seed), create, save_model, load_model)
+    model = load_or_create(path, fcn_key(source, seed, variant), create, save_model, load_model)
     if on_tensorflow():  # a frozen graph is TensorFlow's
-        _load_or_create_frozen(fcn_path(), fcn_frozen_path(), "probabilities")
+        _load_or_create_frozen(path, path.with_name(f"{path.stem}_frozen.pb"), "probabilities")
     return model
 
 

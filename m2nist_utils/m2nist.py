@@ -14,9 +14,10 @@ re-implements the original article's generator, for measuring what it overlapped
 
 Contents: the facts (:data:`HEIGHT`, :data:`WIDTH`, :data:`N_CLASSES`, :data:`BACKGROUND`,
 :data:`MAX_DIGITS`, :data:`PIXEL_MAX`, :func:`to_input`); the generator (:class:`Split`, :func:`ink_boxes`,
-:func:`compose_images`, :func:`place_boxes`, :class:`Clutter`, :func:`scatter_fragments`); the format
-(:func:`to_one_hot`, :func:`to_class_map`, :func:`save_m2nist`, :func:`load_m2nist`); checks and statistics
-(:func:`check_invariants`, :func:`dataset_stats`, :func:`generator_stats`).
+:func:`compose_images`, :func:`place_boxes`, :class:`Clutter`, :data:`CLUTTERED`,
+:func:`scatter_fragments`); the format (:func:`to_one_hot`, :func:`to_class_map`, :func:`save_m2nist`,
+:func:`load_m2nist`); checks and statistics (:func:`check_invariants`, :func:`dataset_stats`,
+:func:`generator_stats`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class Clutter(NamedTuple):
 
     fragments: int = 6
     size: int = 8
+
+
+#: The clutter of notebook 09: six fragments of 8x8 pixels per image (cluttered MNIST's patch size).
+CLUTTERED = Clutter(6, 8)
 
 
 class Split(NamedTuple):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 
-from m2nist_utils import artifacts, classifier, config, freeze, mnist, training
+from m2nist_utils import artifacts, classifier, config, freeze, m2nist, mnist, training
 
 import numpy as np
 import pytest
@@ -226,3 +226,31 @@ def test_the_fcn_cache_follows_mode_recipe_and_its_cnn(home, trainings, monkeypa
     artifacts.save_cnn(model, source="sample")
     artifacts.load_or_create_fcn(source="sample")
     assert trainings[5:] == ["fcn"]
+
+
+def test_the_clutter_fcn_is_its_own_model_recipe_and_file(home, monkeypatch):
+    monkeypatch.setattr(freeze, "freeze_model", freeze_stub)
+    monkeypatch.setattr(classifier, "train_cnn", lambda model, *args, **kwargs: None)
+    seen = []
+    monkeypatch.setattr(training, "train_fcn", lambda model, pool, **kwargs: seen.append(kwargs))
+    model = artifacts.load_or_create_fcn(source="sample", variant="clutter")
+    assert "where32" in [layer.name for layer in model.layers]
+    assert {k: v for k, v in seen[0].items() if k in training.STABLE_RECIPE} == training.STABLE_RECIPE
+    assert seen[0]["clutter"] == m2nist.CLUTTERED
+    assert (config.MODELS_DIR / "fcn_clutter.keras").is_file() and not artifacts.fcn_path().exists()
+    artifacts.load_or_create_fcn(source="sample", variant="clutter")
+    assert len(seen) == 1  # cached
+    with pytest.raises(ValueError, match="unknown FCN variant 'noisy'"):
+        artifacts.load_or_create_fcn(source="sample", variant="noisy")
+
+
+def test_a_collapsed_fcn_is_refused_not_cached(home, monkeypatch):
+    monkeypatch.setattr(classifier, "train_cnn", lambda model, *args, **kwargs: None)
+
+    def collapse(model, pool, **kwargs):
+        model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+
+    monkeypatch.setattr(training, "train_fcn", collapse)
+    with pytest.raises(training.TrainingCollapsed):
+        artifacts.load_or_create_fcn(source="sample")
+    assert not artifacts.fcn_path().exists()
