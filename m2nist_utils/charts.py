@@ -1,9 +1,11 @@
-"""Charts of the experiments that read ``results/*.json`` (notebooks 06 and 07); ``viz`` imports them too.
+"""Charts of the experiments (notebooks 06, 07 and 09); ``viz`` imports them too.
 
 - :func:`plot_leave_one_out`: the final model minus one idea, a bar per configuration, error bars the
   standard deviation over seeds (``results/ablation.json``).
 - :func:`plot_rate_grid`: each model's score against its peak learning rate (``results/peer_unet.json``).
 - :func:`plot_sweep`: a sweep's score against each knob, every trial a dot (``results/sweep.json``).
+- :func:`plot_lr_range`, :func:`smooth`: the learning-rate range test (notebook 09).
+- :func:`plot_maps`: an image beside maps of probabilities over it (notebook 09).
 """
 
 from __future__ import annotations
@@ -103,5 +105,54 @@ def plot_sweep(
         ax.spines[["top", "right"]].set_visible(False)
     axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend(fontsize=8, frameon=False, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def smooth(values: np.ndarray, window: int = 15) -> np.ndarray:
+    """The trailing mean of the last ``window`` values (fewer at the start): the range test's noisy losses."""
+    values = np.asarray(values, dtype=np.float64)
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (sums[1:] - sums[np.arange(1, len(values) + 1) - counts]) / counts
+
+
+def plot_lr_range(
+    rates: np.ndarray, losses: np.ndarray, marks: dict[str, float], window: int = 15
+) -> plt.Figure:
+    """The learning-rate range test (notebook 09): each batch's loss against its rate (log scale), the
+    trailing mean of ``window`` batches over it, and a dashed line at each rate of ``marks``
+    ({label: rate})."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    ax.plot(rates, losses, color="tab:blue", alpha=0.3, lw=0.8, label="loss of each batch")
+    ax.plot(rates, smooth(losses, window), color="tab:blue", lw=2, label=f"mean of the last {window} batches")
+    for (label, rate), color in zip(marks.items(), ["tab:red", "tab:green", "tab:orange", "tab:purple"]):
+        ax.axvline(rate, color=color, ls="--", lw=1.2, label=f"{label}: {rate:g}")
+    ax.set_xscale("log")
+    ax.set_ylim(
+        0, min(float(np.nanmax(losses)), 3 * float(np.nanmax(smooth(losses, window)[:window]))) * 1.05
+    )
+    ax.set_xlabel("learning rate (rising every batch)")
+    ax.set_ylabel("training loss")
+    ax.legend(fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_maps(image: np.ndarray, maps: dict[str, np.ndarray], title: str | None = None) -> plt.Figure:
+    """An image beside maps of values in [0, 1] over it (e.g. each model's foreground probability)."""
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(2.6 * (len(maps) + 1), 2.5), squeeze=False)
+    axes[0, 0].imshow(image, cmap="gray", vmin=0, vmax=255)
+    axes[0, 0].set_title("input", fontsize=9)
+    for ax, (label, values) in zip(axes[0, 1:], maps.items()):
+        shown = ax.imshow(values, cmap="magma", vmin=0, vmax=1)
+        ax.set_title(label, fontsize=9)
+    fig.colorbar(shown, ax=axes[0, -1], fraction=0.046, pad=0.04)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

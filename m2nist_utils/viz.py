@@ -7,8 +7,8 @@ Introduced in notebook 01; each notebook adds the plots it needs. Every function
 - Data: :func:`plot_examples`, :func:`plot_channels`, :func:`plot_digits`, :func:`plot_bars`.
 - Training and models: :func:`plot_history`, :func:`plot_confusion`, :func:`plot_feature_maps`,
   :func:`plot_score_map`, :func:`plot_predictions`, :func:`plot_table`.
-- Experiments (notebooks 06, 07): :func:`plot_leave_one_out`, :func:`plot_rate_grid`, :func:`plot_sweep` live
-  in ``charts``.
+- Experiments (notebooks 06, 07, 09): :func:`plot_leave_one_out`, :func:`plot_rate_grid`, :func:`plot_sweep`,
+  :func:`plot_lr_range`, :func:`plot_maps` live in ``charts``.
   Class colours, error maps and ``plot_channel_grid`` (a model's probability per channel) live in ``panels``
   and are imported here too.
 """
@@ -21,7 +21,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import config
-from .charts import plot_leave_one_out, plot_rate_grid, plot_sweep  # noqa: F401 (viz API)
+from .charts import (  # noqa: F401 (viz API)
+    plot_leave_one_out,
+    plot_lr_range,
+    plot_maps,
+    plot_rate_grid,
+    plot_sweep,
+)
 from .files import atomic_save
 from .m2nist import BACKGROUND
 from .panels import CLASS_COLORS, class_legend, colorize, plot_channel_grid  # noqa: F401 (viz API)

@@ -61,3 +61,10 @@ def test_sweep_draws_every_trial_per_knob_and_rings_the_best():
         assert list(tops.get_ydata()) == [best_at[v] for v in sorted(best_at)]
         assert list(ring.get_ydata()) == [0.9]  # the best trial, ringed in every panel
         assert ax.get_xscale() == "log"  # 0.002..0.008 and 16..64 span a factor of 4
+
+
+def test_smooth_is_the_trailing_mean_of_the_last_window_values():
+    from m2nist_utils import charts
+
+    assert charts.smooth([1.0, 2.0, 3.0, 4.0, 6.0], window=2).tolist() == [1.0, 1.5, 2.5, 3.5, 5.0]
+    assert charts.smooth([3.0, 1.0, 2.0], window=5).tolist() == [3.0, 2.0, 2.0]
