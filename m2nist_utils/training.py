@@ -168,8 +168,8 @@ def check_not_collapsed(
 
     A run that falls off the edge of stable training ends predicting background everywhere (or, with NaN
     weights, class 0): its loss may look tame and its file loads fine, so it is refused here, after
-    ``fit`` and before anything is saved. M2NIST's truth is about 86% background, so a working network
-    stays far below 99%. Returns the shares per class (see :func:`predicted_shares`).
+    ``fit`` and before anything is saved. M2NIST's truth is about 94% background, so a working network
+    stays below 99%. Returns the shares per class (see :func:`predicted_shares`).
     """
     shares = predicted_shares(model, images)
     top = int(shares.argmax())

@@ -52,7 +52,7 @@ def test_a_working_network_passes_with_its_shares(images):
     ink = (images > 0).mean()
     assert shares.sum() == pytest.approx(1.0)
     assert shares[1] == pytest.approx(ink, abs=1e-6) and shares[10] == pytest.approx(1 - ink, abs=1e-6)
-    assert 0.7 < shares[10] < 0.95  # M2NIST's truth is mostly background, far below the 99% of a collapse
+    assert 0.9 < shares[10] < 0.97  # M2NIST's truth is about 94% background, below the 99% of a collapse
     with pytest.raises(training.TrainingCollapsed):  # the limit is the share at which it refuses
         training.check_not_collapsed(ink_model(), images, max_share=shares[10])
 
