@@ -162,3 +162,14 @@ def test_a_graph_that_writes_a_file_is_refused_and_never_runs(capsys, tmp_path, 
     assert not target.exists()
     assert (status, out) == (2, "") and err.count("\n") == 1
     assert err == f"error: {tmp_path / 'hostile.pb'}: op WriteFile in node evil is not allowed\n"
+
+
+def test_evaluate_scores_cluttered_files_like_any_others(capsys, tmp_path, pools, model_files):
+    """Cluttered files are the public format too: evaluate scores them, fragments counted as background."""
+    folder, model = model_files
+    data = m2nist.compose_images(pools["test"], 20, seed=0, clutter=m2nist.CLUTTERED)
+    m2nist.save_m2nist(tmp_path, data.images, m2nist.to_one_hot(data.class_maps))
+    status, out, err = run(capsys, "--model", folder / "fcn.keras", "--data", tmp_path)
+    assert status == 0, err
+    expected = metrics.evaluate_segmentation(lambda x: model(x, training=False), data.images, data.class_maps)
+    assert json.loads(out)["mean_iou"] == pytest.approx(expected["mean_iou"], abs=1e-4)
