@@ -11,7 +11,10 @@ and the mutants listed in :data:`EQUIVALENT` left out with the reason they canno
 cores), then writes ``results/mutation.json`` and prints a table. mutmut keeps every mutant's result in
 ``mutants/``: ``--resume`` checks only the mutants not checked yet (after an interruption), ``--survivors``
 re-checks only the survivors (after adding tests), ``--targets arrays metrics`` some targets, and
-``--report`` only reads what mutmut holds.
+``--report`` only reads what mutmut holds. ``--confirm`` runs each survivor against its target's whole test
+files (:data:`TARGET_TESTS`): mutmut runs only the tests it saw reach a function, and it misses the tests that
+read a module-scoped fixture built during another test; a survivor they kill counts as killed, and says so.
+Targets not run keep their committed rows in the results file (``mutants/`` is lost with a fresh checkout).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import argparse
 import collections
 import datetime
 import fnmatch
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +48,15 @@ TARGETS: dict[str, list[str]] = {
         "m2nist_utils.segmenter.x_digits_only_loss__*",
         "m2nist_utils.segmenter.x_fused_digits_loss__*",
     ],
+}
+
+#: The test files of each target: a survivor is run against them whole (``--confirm``).
+TARGET_TESTS: dict[str, list[str]] = {
+    "metrics": ["tests/test_metrics.py"],
+    "m2nist": ["tests/test_m2nist.py", "tests/test_clutter.py"],
+    "pipeline": ["tests/test_pipeline.py", "tests/test_augmentation.py"],
+    "arrays": ["tests/test_arrays.py"],
+    "losses": ["tests/test_losses.py"],
 }
 
 #: Mutants no test can kill, each with the reason: the mutated program behaves as the original does.
@@ -97,9 +111,17 @@ EQUIVALENT: dict[str, str] = {
         "keeps the sum's memory small"
     ),
     "m2nist_utils.m2nist.x_to_one_hot__mutmut_4": "a dtype's kind is one letter, never X",
+    "m2nist_utils.pipeline.x_distort_with__mutmut_31": "rows[0] and rows[1] have the same shape: same zeros",
+    "m2nist_utils.pipeline.x_distort_with__mutmut_48": "the transform op's fill_mode is CONSTANT by default",
+    "m2nist_utils.pipeline.x_distort_with__mutmut_54": "the transform op's fill_mode is CONSTANT by default",
+    "m2nist_utils.pipeline.x_measure_throughput__mutmut_11": (
+        "an element's class maps have as many rows as its images: counting either counts the batch"
+    ),
 }
 
-KILLED = {"killed", "timeout"}
+#: A survivor of mutmut's selected tests that its target's whole test files kill (see :func:`confirm`).
+CONFIRMED = "killed by its test files"
+KILLED = {"killed", "timeout", CONFIRMED}
 SURVIVED = {"survived"}
 
 
@@ -146,6 +168,55 @@ def score(statuses: dict[str, str], patterns: list[str]) -> dict[str, object]:
     }
 
 
+def confirm(survivors: list[str]) -> dict[str, str]:
+    """Run each survivor against its target's test files whole (the current ones, copied into mutants/).
+
+    mutmut runs only the tests it saw reach the mutated function, and it sees a call only in the test during
+    which it happens: a function first called while a module-scoped fixture is built counts for that one
+    test, not for the later tests that read the fixture (the tf.data pipeline's scenes). Returns
+    {mutant: "killed" or "survived"}; kept in ``mutants/confirmed.json``.
+    """
+    shutil.copytree(REPO / "tests", REPO / "mutants" / "tests", dirs_exist_ok=True)
+    path = REPO / "mutants" / "confirmed.json"
+    confirmed = json.loads(path.read_text()) if path.exists() else {}
+    for name in survivors:
+        target = next(t for t, patterns in TARGETS.items() if matching({name: ""}, patterns))
+        with tempfile.TemporaryDirectory(prefix="m2nist-mutation-") as home:
+            env = dict(os.environ, M2NIST_QUICK="1", M2NIST_HOME=home, TF_CPP_MIN_LOG_LEVEL="2")
+            env["MUTANT_UNDER_TEST"] = name
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-x",
+                "-q",
+                "-p",
+                "no:randomly",
+                "-p",
+                "no:cacheprovider",
+            ]
+            done = subprocess.run(
+                [*command, *TARGET_TESTS[target]], cwd=REPO / "mutants", env=env, capture_output=True
+            )
+        confirmed[name] = (
+            "killed" if done.returncode == 1 else "survived" if done.returncode == 0 else "error"
+        )
+        print(f"{name}: {confirmed[name]} by {' '.join(TARGET_TESTS[target])}", flush=True)
+        path.write_text(json.dumps(confirmed, indent=1))
+    return confirmed
+
+
+def with_confirmed(statuses: dict[str, str]) -> dict[str, str]:
+    """``statuses`` with each survivor that its target's whole test files killed (:func:`confirm`) as
+    ``killed by its test files``."""
+    path = REPO / "mutants" / "confirmed.json"
+    confirmed = json.loads(path.read_text()) if path.exists() else {}
+    return {
+        name: CONFIRMED if status in SURVIVED and confirmed.get(name) == "killed" else status
+        for name, status in statuses.items()
+    }
+
+
 def merged_modules(statuses: dict[str, str], targets: list[str], commit: str) -> dict[str, dict]:
     """The rows of ``targets`` scored from ``statuses``; every other target keeps its committed row.
 
@@ -180,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", action="store_true", help="only read mutmut's results")
     parser.add_argument("--resume", action="store_true", help="check only the mutants not checked yet")
     parser.add_argument("--survivors", action="store_true", help="re-check only the survivors")
+    parser.add_argument(
+        "--confirm", action="store_true", help="run each survivor against its target's whole test files"
+    )
     args = parser.parse_args(argv)
     patterns = [pattern for target in args.targets for pattern in TARGETS[target]]
     if args.resume or args.survivors:
@@ -188,9 +262,15 @@ def main(argv: list[str] | None = None) -> None:
         if (REPO / "mutants").exists():
             statuses = read_statuses()
             patterns = [n for n in matching(statuses, patterns) if statuses[n] in wanted]
-    if not args.report and patterns:  # one mutmut run: each first runs the whole fast lane for its stats
+    if not args.report and not args.confirm and patterns:  # one run: it first runs the fast lane for stats
         run_mutmut(patterns)
     statuses = read_statuses()
+    if args.confirm:
+        survivors = [
+            n for n in matching(statuses, patterns) if statuses[n] in SURVIVED and n not in EQUIVALENT
+        ]
+        confirm(survivors)
+    statuses = with_confirmed(statuses)
     modules = merged_modules(statuses, args.targets, commit=current_commit())
     record = {
         "tool": "mutmut "

@@ -54,3 +54,18 @@ def test_a_run_of_some_targets_keeps_the_committed_rows_of_the_others(mutation, 
     assert modules["arrays"] == {"score": 0.9, "commit": "old"}
     assert modules["metrics"]["killed"] == 1 and modules["metrics"]["commit"] == "abc1234"
     assert modules["pipeline"]["score"] is None  # not run, not committed: scored from what mutmut holds
+
+
+def test_a_survivor_its_test_files_kill_counts_as_killed_and_says_so(mutation, tmp_path, monkeypatch):
+    (tmp_path / "mutants").mkdir()
+    confirmed = {
+        "m2nist_utils.arrays.x_load_npy__mutmut_3": "killed",
+        "m2nist_utils.arrays.x__size__mutmut_1": "survived",
+    }
+    (tmp_path / "mutants" / "confirmed.json").write_text(json.dumps(confirmed))
+    monkeypatch.setattr(mutation, "REPO", tmp_path)
+    statuses = mutation.with_confirmed(STATUSES)
+    assert statuses["m2nist_utils.arrays.x_load_npy__mutmut_3"] == "killed by its test files"
+    assert statuses["m2nist_utils.arrays.x__size__mutmut_1"] == "survived"
+    row = mutation.score(statuses, ["m2nist_utils.arrays.*"])
+    assert row["killed"] == 3 and row["survived"] == 1 and row["score"] == 0.75
