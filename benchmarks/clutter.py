@@ -28,6 +28,8 @@ import time
 
 from m2nist_utils import artifacts, config, m2nist, mnist, results, segmenter, training
 
+import numpy as np
+
 CLUTTER = m2nist.CLUTTERED
 #: What the stable recipe changes in the final one (notebook 09).
 STABLE = {k: v for k, v in training.STABLE_RECIPE.items() if training.FCN_RECIPE.get(k) != v}
@@ -146,6 +148,33 @@ def load_runs(name: str = NAME) -> list[dict[str, object]]:
     return list(previous["runs"]) if previous.get("mode") == config.mode() else []
 
 
+def slug(configuration: str) -> str:
+    """A configuration's name as a key without spaces, commas or dots ("stable x0.5, clean" ->
+    "stable_x0_5_clean"), for paths into the results file such as the README's markers."""
+    return "_".join(configuration.replace(",", " ").replace(".", "_").split())
+
+
+def summarize(runs: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Per configuration: seeds, collapsed runs, and mean and std over seeds of each score and the time."""
+    summary = {}
+    for configuration in CONFIGURATIONS:
+        rows = [r for r in runs if r["configuration"] == configuration]
+        if not rows:
+            continue
+        entry = {"seeds": len(rows), "collapsed": sum(r["collapsed"] for r in rows)}
+        for split in ("val", "val_clutter", "val_clutter_ink_prior", "test", "test_clutter"):
+            for score in SCORES:
+                values = [r[split][score] for r in rows if split in r and score in r[split]]
+                if values:
+                    entry.setdefault(split, {})[score] = {
+                        "mean": float(np.mean(values)),
+                        "std": float(np.std(values)),
+                    }
+        entry["train_seconds"] = {"mean": float(np.mean([r["train_seconds"] for r in rows]))}
+        summary[slug(configuration)] = entry
+    return summary
+
+
 def save_runs(runs: list[dict[str, object]], name: str = NAME) -> None:
     results.save_results(
         name,
@@ -155,6 +184,7 @@ def save_runs(runs: list[dict[str, object]], name: str = NAME) -> None:
             "stable": STABLE,
             "seeds": list(SEEDS),
             "configurations": {key: value["is"] for key, value in CONFIGURATIONS.items()},
+            "summary": summarize(runs),
             "runs": runs,
         },
     )
@@ -166,12 +196,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", nargs="+", choices=list(CONFIGURATIONS), help="these configurations only")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="seeds (default 0 1 2)")
     parser.add_argument("--list", action="store_true", help="print the configurations and exit")
+    parser.add_argument(
+        "--report", action="store_true", help="rewrite the summary of the runs held, run none"
+    )
     args = parser.parse_args(argv)
     if args.list:
         for key, value in CONFIGURATIONS.items():
             print(f"{key:<30} {value['is']}")
         return
     runs = load_runs()
+    if args.report:
+        save_runs(runs)
+        for key, entry in summarize(runs).items():
+            print(f"{key:<30} {entry['seeds']} seed(s), {entry['collapsed']} collapsed")
+        return
     done = {(r["configuration"], r["seed"]) for r in runs}
     todo = [(c, s) for s in args.seeds for c in (args.only or CONFIGURATIONS) if (c, s) not in done]
     print(f"{config.describe()} | device: {config.describe_device()}")
