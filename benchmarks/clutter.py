@@ -96,7 +96,8 @@ def run_one(configuration: str, seed: int, cnn, pool, val, val_clutter, test, te
     with training.build_scope():
         model = segmenter.build_fcn(cnn, **CONFIGURATIONS[configuration]["build"])
     start = time.perf_counter()
-    history = training.train_fcn(model, pool, seed=seed, verbose=0, **recipe_of(configuration))
+    recipe = recipe_of(configuration)
+    history = training.train_fcn(model, pool, seed=seed, verbose=0, **recipe)
     seconds = time.perf_counter() - start
     try:
         training.check_not_collapsed(model, val.images)
@@ -113,6 +114,9 @@ def run_one(configuration: str, seed: int, cnn, pool, val, val_clutter, test, te
         "val_clutter_ink_prior": pick(
             segmenter.evaluate_fcn(model, val_clutter.images, val_clutter.class_maps, ink_prior=True)
         ),
+        "recipe": {
+            key: recipe[key] for key in ("learning_rate", "warmup_epochs", "clipnorm") if key in recipe
+        },
         "train_loss": history.history["loss"],
         "params": model.count_params(),
         "train_seconds": seconds,
