@@ -9,8 +9,8 @@ at a time:
 - the final model and recipe trained on clean images, then on cluttered ones;
 - ``coarse where``: the foreground logit also reads the decoder's 32x42 map
   (``build_fcn(coarse_where=True)``);
-- the ``stable`` recipe: a learning rate chosen with the range test (half the final recipe's), one epoch of
-  warm-up and gradients clipped to norm 1; then that recipe at 0.5x and 2x its rate, clean and cluttered.
+- the ``stable`` recipe (``training.STABLE_RECIPE``): the final recipe's peak rate reached by one epoch of
+  warm-up, gradients clipped to norm 1; then that recipe at 0.5x and 2x its rate, clean and cluttered.
 
 A run that ends predicting one class everywhere is recorded as collapsed (``training.check_not_collapsed``),
 not refused: here a collapse is a finding. In full mode a run takes about 4 minutes on 2 CPU cores.
@@ -33,6 +33,7 @@ import numpy as np
 CLUTTER = m2nist.CLUTTERED
 #: What the stable recipe changes in the final one (notebook 09).
 STABLE = {k: v for k, v in training.STABLE_RECIPE.items() if training.FCN_RECIPE.get(k) != v}
+RATE = training.STABLE_RECIPE["learning_rate"]
 
 #: Every configuration: what it is, the model's flags, the recipe's changes, and whether it trains on clutter.
 CONFIGURATIONS: dict[str, dict[str, object]] = {
@@ -48,7 +49,7 @@ CONFIGURATIONS: dict[str, dict[str, object]] = {
         "recipe": {"clutter": True},
     },
     "coarse where, stable, clutter": {
-        "is": "+ the stable recipe (half the rate, warm-up, clipping)",
+        "is": "+ the stable recipe (one epoch of warm-up, gradients clipped to norm 1)",
         "build": {"coarse_where": True},
         "recipe": {**STABLE, "clutter": True},
     },
@@ -60,22 +61,22 @@ CONFIGURATIONS: dict[str, dict[str, object]] = {
     "stable x0.5, clutter": {
         "is": "the stable recipe at half its rate",
         "build": {"coarse_where": True},
-        "recipe": {**STABLE, "learning_rate": STABLE["learning_rate"] / 2, "clutter": True},
+        "recipe": {**STABLE, "learning_rate": RATE / 2, "clutter": True},
     },
     "stable x2, clutter": {
         "is": "the stable recipe at twice its rate",
         "build": {"coarse_where": True},
-        "recipe": {**STABLE, "learning_rate": STABLE["learning_rate"] * 2, "clutter": True},
+        "recipe": {**STABLE, "learning_rate": RATE * 2, "clutter": True},
     },
     "stable x0.5, clean": {
         "is": "the stable recipe at half its rate, clean images",
         "build": {"coarse_where": True},
-        "recipe": {**STABLE, "learning_rate": STABLE["learning_rate"] / 2},
+        "recipe": {**STABLE, "learning_rate": RATE / 2},
     },
     "stable x2, clean": {
         "is": "the stable recipe at twice its rate, clean images",
         "build": {"coarse_where": True},
-        "recipe": {**STABLE, "learning_rate": STABLE["learning_rate"] * 2},
+        "recipe": {**STABLE, "learning_rate": RATE * 2},
     },
 }
 SEEDS = (0, 1, 2)
