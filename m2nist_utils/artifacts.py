@@ -260,7 +260,9 @@ _VARIANTS: dict[str, tuple[str, dict[str, bool], object]] = {
 
 def save_fcn(model: keras.Model, source: str | None = "auto", seed: int = 0) -> Path:
     """Save an FCN trained with :data:`training.FCN_RECIPE` as ``models/fcn.keras`` (with its key) and
-    freeze it to ``models/fcn_frozen.pb``."""
+    freeze it to ``models/fcn_frozen.pb``; a collapsed network (``training.check_not_collapsed``) is refused
+    and nothing is written."""
+    _refuse_collapsed(model, source, seed)
     load_or_create_cnn(source, seed)
     store(fcn_path(), fcn_key(source, seed), model, save_model)
     _load_or_create_frozen(fcn_path(), fcn_frozen_path(), "probabilities")
@@ -295,14 +297,21 @@ def load_or_create_fcn(
         pools = split_pools(source, seed=seed)
         settings = getattr(training, recipe) | ({"clutter": clutter} if clutter else {})
         training.train_fcn(model, pools["train"], seed=seed, verbose=verbose, **settings)
-        val = compose_images(pools["val"], 256, seed=seed)  # a quick look is enough to see one class
-        training.check_not_collapsed(model, val.images)
+        _refuse_collapsed(model, source, seed)
         return model
 
     model = load_or_create(path, fcn_key(source, seed, variant), create, save_model, load_model)
     if on_tensorflow():  # a frozen graph is TensorFlow's
         _load_or_create_frozen(path, path.with_name(f"{path.stem}_frozen.pb"), "probabilities")
     return model
+
+
+def _refuse_collapsed(model: keras.Model, source: str | None, seed: int) -> None:
+    """``training.check_not_collapsed`` on 256 validation images: enough to see one class everywhere."""
+    from . import training
+
+    val = compose_images(split_pools(source, seed=seed)["val"], 256, seed=seed)
+    training.check_not_collapsed(model, val.images)
 
 
 def _load_or_create_frozen(keras_file: Path, frozen_file: Path, output_name: str) -> Path:

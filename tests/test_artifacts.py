@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 
-from m2nist_utils import artifacts, classifier, config, freeze, m2nist, mnist, training
+from m2nist_utils import artifacts, classifier, config, freeze, m2nist, mnist, segmenter, training
 
 import numpy as np
 import pytest
@@ -254,3 +254,12 @@ def test_a_collapsed_fcn_is_refused_not_cached(home, monkeypatch):
     with pytest.raises(training.TrainingCollapsed):
         artifacts.load_or_create_fcn(source="sample")
     assert not artifacts.fcn_path().exists()
+
+
+def test_save_fcn_refuses_a_collapsed_network_and_writes_nothing(home, monkeypatch):
+    monkeypatch.setattr(classifier, "train_cnn", lambda model, *args, **kwargs: None)
+    model = segmenter.build_fcn(artifacts.load_or_create_cnn(source="sample"))
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    with pytest.raises(training.TrainingCollapsed):
+        artifacts.save_fcn(model, source="sample")
+    assert not artifacts.fcn_path().exists() and not artifacts.fcn_frozen_path().exists()
