@@ -12,7 +12,7 @@ at a time:
 - the ``stable`` recipe (``training.STABLE_RECIPE``): the final recipe's peak rate reached by one epoch of
   warm-up, gradients clipped to norm 1; then that recipe at 0.5x and 2x its rate, clean and cluttered.
 
-A run that ends predicting one class everywhere is recorded as collapsed (``training.check_not_collapsed``),
+A run that ends predicting one class everywhere is recorded as collapsed (``stability.check_not_collapsed``),
 not refused: here a collapse is a finding. In full mode a run takes about 4 minutes on 2 CPU cores.
 
 Resumable: every finished run is appended to results/clutter.json at once (written atomically), and a re-run
@@ -26,7 +26,7 @@ import argparse
 import datetime
 import time
 
-from m2nist_utils import artifacts, config, m2nist, mnist, results, segmenter, training
+from m2nist_utils import artifacts, config, m2nist, mnist, results, segmenter, stability, training
 
 import numpy as np
 
@@ -101,15 +101,15 @@ def run_one(configuration: str, seed: int, cnn, pool, val, val_clutter, test, te
     history = training.train_fcn(model, pool, seed=seed, verbose=0, **recipe)
     seconds = time.perf_counter() - start
     try:
-        training.check_not_collapsed(model, val.images)
+        stability.check_not_collapsed(model, val.images)
         collapsed = False
-    except training.TrainingCollapsed:
+    except stability.TrainingCollapsed:
         collapsed = True
     row = {
         "configuration": configuration,
         "seed": seed,
         "collapsed": collapsed,
-        "background_share": float(training.predicted_shares(model, val_clutter.images)[-1]),
+        "background_share": float(stability.predicted_shares(model, val_clutter.images)[-1]),
         "val": pick(segmenter.evaluate_fcn(model, val.images, val.class_maps)),
         "val_clutter": pick(segmenter.evaluate_fcn(model, val_clutter.images, val_clutter.class_maps)),
         "val_clutter_ink_prior": pick(

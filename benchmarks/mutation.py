@@ -40,7 +40,7 @@ MUTMUT = str(Path(sys.executable).with_name("mutmut"))
 #: Target -> the mutants it holds (mutmut names them module.x_function__mutmut_N; shell-style patterns).
 TARGETS: dict[str, list[str]] = {
     "metrics": ["m2nist_utils.metrics.*"],
-    "m2nist": ["m2nist_utils.m2nist.*"],
+    "m2nist": ["m2nist_utils.m2nist.*", "m2nist_utils.clutter.*"],
     "pipeline": ["m2nist_utils.pipeline.*"],
     "arrays": ["m2nist_utils.arrays.*"],
     # The losses of the network module, not the network's construction (notebooks 04-05 check that).

@@ -3,11 +3,13 @@
 - ``config``: the quick/full switch, artifact folders, device and versions (every notebook).
 - ``mnist``: MNIST digit sources and the train/val/test digit pools (notebook 01).
 - ``m2nist``: the M2NIST format, the generator and its checks (notebook 01);
-  ``article_generator``: the article's generator, for measurement only (notebook 01).
+  ``article_generator``: the article's generator, for measurement only (notebook 01); ``clutter``: fragments
+  of other digits on the background (notebook 09).
 - ``classifier``: the article's CNN and its training (notebook 02).
 - ``freeze``: frozen GraphDefs, written and read back safely (notebook 03).
 - ``surgery``: the CNN reused as an FCN on 64x84 images (notebook 04).
 - ``segmenter``: our FCN, its losses, prediction and scores; ``training``: its data stream and fit;
+  ``stability``: the learning-rate schedule, the range test and the collapse check (notebook 09);
   ``pipeline``: the tf.data input pipeline; ``stream``: the same data as NumPy, for any Keras backend
   (notebook 05).
 - ``artifacts``: paths of data and models and the one load-or-create cache (every notebook).

@@ -260,7 +260,7 @@ _VARIANTS: dict[str, tuple[str, dict[str, bool], object]] = {
 
 def save_fcn(model: keras.Model, source: str | None = "auto", seed: int = 0) -> Path:
     """Save an FCN trained with :data:`training.FCN_RECIPE` as ``models/fcn.keras`` (with its key) and
-    freeze it to ``models/fcn_frozen.pb``; a collapsed network (``training.check_not_collapsed``) is refused
+    freeze it to ``models/fcn_frozen.pb``; a collapsed network (``stability.check_not_collapsed``) is refused
     and nothing is written."""
     _refuse_collapsed(model, source, seed)
     load_or_create_cnn(source, seed)
@@ -276,7 +276,7 @@ def load_or_create_fcn(
 
     ``variant="clutter"``: notebook 09's model, ``models/fcn_clutter.keras`` (and ``fcn_clutter_frozen.pb``):
     ``build_fcn(coarse_where=True)`` trained with :data:`training.STABLE_RECIPE` on cluttered images
-    (:data:`m2nist.CLUTTERED`). Training ends with ``training.check_not_collapsed``: a collapsed network is
+    (:data:`m2nist.CLUTTERED`). Training ends with ``stability.check_not_collapsed``: a collapsed network is
     refused, not cached. On JAX or PyTorch (``KERAS_BACKEND``) the model is trained and cached on that
     backend, without the frozen twin; the classifier must exist (its training is TensorFlow's).
     """
@@ -307,11 +307,11 @@ def load_or_create_fcn(
 
 
 def _refuse_collapsed(model: keras.Model, source: str | None, seed: int) -> None:
-    """``training.check_not_collapsed`` on 256 validation images: enough to see one class everywhere."""
-    from . import training
+    """``stability.check_not_collapsed`` on 256 validation images: enough to see one class everywhere."""
+    from . import stability
 
     val = compose_images(split_pools(source, seed=seed)["val"], 256, seed=seed)
-    training.check_not_collapsed(model, val.images)
+    stability.check_not_collapsed(model, val.images)
 
 
 def _load_or_create_frozen(keras_file: Path, frozen_file: Path, output_name: str) -> Path:

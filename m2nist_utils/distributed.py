@@ -188,7 +188,7 @@ def run_train(args: argparse.Namespace) -> None:
     # Before any other TensorFlow work (see cluster_strategy); another backend trains on its one device.
     strategy = cluster_strategy(task) if tensorflow else None
 
-    from . import artifacts, config, mnist, segmenter, training
+    from . import artifacts, config, mnist, segmenter, stability, training
 
     recipe = training.FCN_RECIPE
     epochs = args.epochs or recipe["epochs"]
@@ -236,7 +236,7 @@ def run_train(args: argparse.Namespace) -> None:
     # A network that answers one class everywhere is refused before anything is written (every worker
     # holds the same weights, so each comes to the same verdict).
     val = artifacts.load_or_create_split("val", source=args.source, seed=args.seed)
-    training.check_not_collapsed(model, val.images)
+    stability.check_not_collapsed(model, val.images)
     digest = weights_digest(model)
     # Saving reads every variable, which may all-reduce: every worker saves, only the chief into --out.
     if task is None or task.is_chief:

@@ -8,16 +8,14 @@ Introduced in notebook 01. Array conventions used throughout the series:
 
 A pixel belongs to a digit when that digit's MNIST image is non-zero there ("ink"); all other pixels are
 background. Digits are placed untransformed so that their ink bounding boxes never touch, which keeps
-strokes from overlapping. An option, :class:`Clutter`, scatters fragments of other digits on the
-background (the cluttered M2NIST of notebook 09): ink that is not a digit. ``article_generator``
-re-implements the original article's generator, for measuring what it overlapped and dropped (notebook 01).
+strokes from overlapping; ``clutter`` adds fragments of other digits on the background (notebook 09), and
+``article_generator`` re-implements the article's generator, for measuring it (notebook 01).
 
 Contents: the facts (:data:`HEIGHT`, :data:`WIDTH`, :data:`N_CLASSES`, :data:`BACKGROUND`,
 :data:`MAX_DIGITS`, :data:`PIXEL_MAX`, :func:`to_input`); the generator (:class:`Split`, :func:`ink_boxes`,
-:func:`compose_images`, :func:`place_boxes`, :class:`Clutter`, :data:`CLUTTERED`,
-:func:`scatter_fragments`); the format (:func:`to_one_hot`, :func:`to_class_map`, :func:`save_m2nist`,
-:func:`load_m2nist`); checks and statistics (:func:`check_invariants`, :func:`dataset_stats`,
-:func:`generator_stats`).
+:func:`compose_images`, :func:`place_boxes`; :class:`Clutter` and :data:`CLUTTERED` from ``clutter``); the
+format (:func:`to_one_hot`, :func:`to_class_map`, :func:`save_m2nist`, :func:`load_m2nist`); checks and
+statistics (:func:`check_invariants`, :func:`dataset_stats`, :func:`generator_stats`).
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .arrays import as_uint8, load_npy
+from .clutter import CLUTTERED, Clutter, grow, scatter_fragments  # noqa: F401 (m2nist.Clutter, .CLUTTERED)
 from .files import atomic_save_folder, folder_identity
 from .mnist import DigitPool
 
@@ -43,23 +42,6 @@ PIXEL_MAX = 255.0
 def to_input(images: np.ndarray) -> np.ndarray:
     """Network input float32 (..., 1) in [0, 1] for images uint8 (...), e.g. (N, 64, 84) or (N, 28, 28)."""
     return np.asarray(images)[..., None].astype(np.float32) / PIXEL_MAX
-
-
-class Clutter(NamedTuple):
-    """Fragments of other digits scattered on the background (cluttered MNIST, Mnih et al. 2014).
-
-    Each fragment is a ``size`` x ``size`` crop, centred on an ink pixel, of a digit drawn from the same
-    pool as the image's digits (so a test split's clutter never comes from training digits). It lands only
-    on background, ``gap`` or more background pixels away from every digit's ink, and stays labelled
-    background: it is ink but not a digit, which no ink threshold can tell apart.
-    """
-
-    fragments: int = 6
-    size: int = 8
-
-
-#: The clutter of notebook 09: six fragments of 8x8 pixels per image (cluttered MNIST's patch size).
-CLUTTERED = Clutter(6, 8)
 
 
 class Split(NamedTuple):
@@ -107,9 +89,8 @@ def compose_images(
         max_digits, min_digits: each image holds a uniformly drawn number of digits in this range.
         seed: the same seed and pool give the same images.
         gap: the least number of background pixels between the ink boxes of two digits.
-        clutter: scatter fragments of other digits on the background (:class:`Clutter`); ``None`` (the
-            default, and the public M2NIST files) for none. The digits, their places and the masks are the
-            ones the same seed gives without clutter: only the background's pixels change.
+        clutter: fragments of other digits on the background (:class:`Clutter`), or none; the digits and
+            masks stay those of the same seed without.
 
     Returns:
         A :class:`Split`: ``images`` uint8 (N, 64, 84), ``class_maps`` uint8 (N, 64, 84) with
@@ -138,74 +119,9 @@ def compose_images(
             sources[i, j] = k
     if clutter is not None:
         # A generator of its own: clutter leaves the digits' draws (and so the clean images) as they are.
-        clutter_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-        scatter_fragments(images, class_maps, pool, clutter, clutter_rng, gap)
+        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        scatter_fragments(images, class_maps != BACKGROUND, pool, clutter, rng, gap)
     return Split(images, class_maps, sources)
-
-
-def scatter_fragments(
-    images: np.ndarray,
-    class_maps: np.ndarray,
-    pool: DigitPool,
-    clutter: Clutter,
-    rng: np.random.Generator,
-    gap: int = 1,
-) -> None:
-    """Paste ``clutter.fragments`` crops of pool digits on each image's background, in place.
-
-    A fragment goes where its whole square is background, ``gap`` or more background pixels from any digit
-    ink and never touching one even with ``gap`` 0 (a stroke touching a digit would change the digit's
-    shape); its corner is drawn uniformly among the places that allow it, and an image without one gets no
-    fragment. Fragments may overlap one another (the brighter pixel wins). ``class_maps`` tells digit from
-    background and is not changed.
-    """
-    if clutter.fragments < 0 or not 1 <= clutter.size <= 28:
-        raise ValueError(f"clutter needs fragments >= 0 and a size of 1 to 28 pixels, got {tuple(clutter)}")
-    size = clutter.size
-    for image, class_map in zip(images, class_maps):
-        near_digit = _dilate(class_map != BACKGROUND, max(gap, 1))
-        blocked = _box_any(near_digit, size)
-        free = np.argwhere(~blocked)
-        if len(free) == 0:
-            continue
-        for _ in range(clutter.fragments):
-            y, x = free[rng.integers(len(free))]
-            crop = _fragment(pool.images[rng.integers(len(pool.images))], size, rng)
-            np.maximum(image[y : y + size, x : x + size], crop, out=image[y : y + size, x : x + size])
-
-
-def _fragment(digit: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A ``size`` x ``size`` crop of a 28x28 digit, centred (where the frame allows) on one ink pixel."""
-    ink = np.argwhere(digit > 0)
-    y, x = ink[rng.integers(len(ink))] if len(ink) else (14, 14)
-    top = int(np.clip(y - size // 2, 0, 28 - size))
-    left = int(np.clip(x - size // 2, 0, 28 - size))
-    return digit[top : top + size, left : left + size]
-
-
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``mask`` grown by ``radius`` pixels in every direction (a square neighbourhood)."""
-    grown = mask.copy()
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            grown |= _shifted(mask, dy, dx)
-    return grown
-
-
-def _shifted(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    out = np.zeros_like(mask)
-    h, w = mask.shape
-    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = mask[
-        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
-    ]
-    return out
-
-
-def _box_any(mask: np.ndarray, size: int) -> np.ndarray:
-    """For each top-left corner (y, x) of a ``size`` square inside ``mask``: any True in the square."""
-    table = np.pad(mask.astype(np.int32).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    sums = table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
-    return sums > 0
 
 
 def _place(boxes: np.ndarray, rng: np.random.Generator, gap: int) -> list[tuple[int, int]]:
@@ -366,10 +282,8 @@ def check_invariants(data: Split, pool: DigitPool, clutter: bool = False) -> dic
     - ``labels_match``: each mask shows exactly the digit classes placed in the image;
     - ``digit_count_in_range``: 1 to 3 digits per image.
 
-    With ``clutter`` (images of ``compose_images(..., clutter=...)``) background may hold ink, the
-    fragments': ``background_is_complement`` gives way to ``digits_are_ink`` (every digit pixel is ink) and
-    ``clutter_apart_from_digits`` (no background ink touches a digit pixel), and ``no_overlap`` counts the
-    ink of digit pixels only.
+    With ``clutter`` (fragments on the background): ``digits_are_ink`` and ``clutter_apart_from_digits`` (no
+    background ink touches a digit) replace ``background_is_complement``; ``no_overlap`` counts digit ink.
     """
     images, class_maps, sources = data
     # Not to_one_hot, which refuses a class outside 0..10: such a pixel must show here as a mask without a 1.
@@ -382,11 +296,8 @@ def check_invariants(data: Split, pool: DigitPool, clutter: bool = False) -> dic
     placed_classes = np.stack([(labels == c).any(axis=1) for c in range(10)], axis=1)
     digit = class_maps != BACKGROUND
     if clutter:
-        touching = np.stack([_dilate(d, 1) for d in digit]) if len(digit) else digit
-        ink_rules = {
-            "digits_are_ink": bool((images[digit] > 0).all()),
-            "clutter_apart_from_digits": bool(not ((images > 0) & ~digit & touching).any()),
-        }
+        ink_rules = {"digits_are_ink": bool((images[digit] > 0).all())}
+        ink_rules["clutter_apart_from_digits"] = not bool(((images > 0) & ~digit & grow(digit, 1)).any())
         digit_ink = (images > 0) & digit
     else:
         ink_rules = {"background_is_complement": bool(((class_maps == BACKGROUND) == (images == 0)).all())}

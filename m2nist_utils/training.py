@@ -6,10 +6,7 @@
 - :data:`FCN_RECIPE`, :data:`ABLATION_BUDGET`: the final recipe and a short budget (the article's baseline and
   the exercises of notebook 05); :data:`STABLE_RECIPE`: the recipe that does not collapse (notebook 09).
 - :func:`training_data`, :func:`compile_fcn`: the batches and the compiled model :func:`train_fcn` fits.
-- :func:`learning_rate_schedule`, :func:`lr_range_test`: the rate of every recipe (an optional warm-up, then a
-  cosine decay) and how to choose its peak (notebook 09).
-- :func:`check_not_collapsed`, :func:`predicted_shares`, :class:`TrainingCollapsed`: refuse a network that
-  answers one class everywhere (after every ``fit`` whose model is kept).
+- :func:`model_scope`: where a model is compiled and fitted.
 - :func:`split_cpu`, :class:`EpochTimer`, :func:`time_configuration`: logical CPU devices, epoch timing
   and one timed configuration (notebook 07).
 - :func:`measure_input`, :func:`measure_step`: images per second of the input path alone and of the
@@ -33,7 +30,8 @@ from . import config
 from ._keras import keras, on_tensorflow, require_tensorflow
 from .m2nist import N_CLASSES, Clutter, to_input
 from .mnist import DigitPool
-from .segmenter import build_fcn, compiled_predictor, digits_only_loss, evaluate_fcn
+from .segmenter import build_fcn, digits_only_loss, evaluate_fcn
+from .stability import learning_rate_schedule
 from .stream import TrainingStream, distort_digits
 
 if TYPE_CHECKING:  # TensorFlow's parts import it where they run
@@ -141,47 +139,10 @@ def train_fcn(
         images, class_maps = validation
         val = (to_input(images), class_maps.astype(np.int32))
     compile_fcn(model, schedule, loss=loss, jit_compile=jit_compile, clipnorm=clipnorm)
-    with _model_scope(model):
+    with model_scope(model):
         return model.fit(
             data, validation_data=val, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks
         )
-
-
-class TrainingCollapsed(RuntimeError):
-    """Training ended in a network answering one class (nearly) everywhere (:func:`check_not_collapsed`)."""
-
-
-def predicted_shares(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """float (C,): the share of the pixels of ``images`` uint8 (N, 64, 84) that ``model`` gives each class."""
-    predict = compiled_predictor(model)
-    counts = np.zeros(model.output_shape[-1], np.int64)
-    for start in range(0, len(images), batch_size):
-        scores = predict(to_input(images[start : start + batch_size]))
-        counts += np.bincount(scores.argmax(-1).ravel(), minlength=len(counts))
-    return counts / counts.sum()
-
-
-def check_not_collapsed(
-    model: keras.Model, images: np.ndarray, max_share: float = 0.99, where: str = "the validation images"
-) -> np.ndarray:
-    """Raise :class:`TrainingCollapsed` when ``model`` gives one class ``max_share`` or more of the pixels.
-
-    A run that falls off the edge of stable training ends predicting background everywhere (or, with NaN
-    weights, class 0): its loss may look tame and its file loads fine, so it is refused here, after
-    ``fit`` and before anything is saved. M2NIST's truth is about 94% background, so a working network
-    stays below 99%. Returns the shares per class (see :func:`predicted_shares`).
-    """
-    shares = predicted_shares(model, images)
-    top = int(shares.argmax())
-    if shares[top] >= max_share:
-        name = "background" if top == N_CLASSES - 1 else f"digit {top}"
-        raise TrainingCollapsed(
-            f"training collapsed: the network answers class {top} ({name}) on {shares[top]:.1%} of the "
-            f"pixels of {where} ({len(images)} images; {max_share:.0%} or more counts as one class "
-            "everywhere). "
-            "Try a lower learning rate, a warm-up or gradient clipping (notebook 09)."
-        )
-    return shares
 
 
 def training_data(
@@ -222,7 +183,7 @@ def compile_fcn(
     gradients clipped to ``clipnorm`` when given) and per-pixel cross-entropy (``loss``; by default sparse
     cross-entropy for 11 classes and :func:`digits_only_loss` for 10), in the strategy the model was built
     in."""
-    with _model_scope(model):
+    with model_scope(model):
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
             loss=loss or _default_loss(model.output_shape[-1]),
@@ -230,68 +191,9 @@ def compile_fcn(
         )
 
 
-def learning_rate_schedule(learning_rate: float, steps: int, warmup_steps: int = 0):
-    """The rate of every recipe: a linear warm-up from 0 over ``warmup_steps`` (none by default), then a
-    cosine decay from ``learning_rate`` to 1% of it at step ``steps``."""
-    if warmup_steps == 0:
-        return keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
-    if not 0 < warmup_steps < steps:
-        raise ValueError(f"warm-up of {warmup_steps} steps: expected fewer than the run's {steps} steps")
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, steps - warmup_steps, alpha=0.01, warmup_target=learning_rate, warmup_steps=warmup_steps
-    )
-
-
-class _BatchLosses(keras.callbacks.Callback):
-    """Each batch's own loss (Keras reports the epoch's running mean) and a stop once it diverges."""
-
-    def __init__(self, diverged: float):
-        super().__init__()
-        self.diverged, self.losses = diverged, []
-
-    def on_train_batch_end(self, batch, logs=None):
-        mean = float(logs["loss"])
-        # The running mean after k equal batches is the sum of their losses / k.
-        loss = mean * (batch + 1) - sum(self.losses[len(self.losses) - batch :]) if batch else mean
-        self.losses.append(loss)
-        if not np.isfinite(loss) or loss > self.diverged * min(self.losses):
-            self.model.stop_training = True
-
-
-def lr_range_test(
-    model: keras.Model,
-    train_pool: DigitPool,
-    start: float = 1e-5,
-    stop: float = 1.0,
-    steps: int = 300,
-    batch_size: int = 32,
-    diverged: float = 4.0,
-    seed: int = 0,
-    **data,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The learning-rate range test (Smith, 2017): one short run whose rate rises exponentially from
-    ``start`` to ``stop`` over ``steps`` batches, the loss of each batch recorded.
-
-    The loss first stays flat (the rate is too small to move anything), then falls (the useful range), then
-    turns up and explodes (too large): a good peak rate sits well below where it turns. Stops early once a
-    batch's loss exceeds ``diverged`` times the lowest so far (or is not finite). ``data`` goes to
-    :func:`training_data` (e.g. ``distort``, ``clutter``). Trains ``model``: pass a fresh one.
-
-    Returns:
-        (rates, losses): float arrays (S,), S <= ``steps``, the rate and the loss of each batch run.
-    """
-    schedule = keras.optimizers.schedules.ExponentialDecay(start, steps, stop / start)
-    batches = training_data(train_pool, steps * batch_size, batch_size, seed=seed, **data)
-    compile_fcn(model, schedule)
-    recorder = _BatchLosses(diverged)
-    with _model_scope(model):
-        model.fit(batches, epochs=1, verbose=0, shuffle=False, callbacks=[recorder])
-    rates = start * (stop / start) ** (np.arange(len(recorder.losses)) / steps)
-    return rates, np.asarray(recorder.losses)
-
-
-def _model_scope(model: keras.Model):
-    # A model built in a tf.distribute scope is compiled and fitted there (its variables live there).
+def model_scope(model: keras.Model):
+    """Where ``model`` is compiled and fitted: the ``tf.distribute`` scope it was built in (its variables
+    live there), or nothing on another backend."""
     return model.distribute_strategy.scope() if on_tensorflow() else contextlib.nullcontext()
 
 
@@ -334,7 +236,7 @@ def measure_step(model: keras.Model, images: np.ndarray, class_maps: np.ndarray,
     """Images per second of ``model``'s compiled training step alone, on one batch held in memory
     (images float32 (B, 64, 84, 1), class maps int32 (B, 64, 84)): the input path left out. Two untimed
     steps first trace and compile it. The model's weights move: measure on a copy you do not need."""
-    with _model_scope(model):
+    with model_scope(model):
         for _ in range(2):
             model.train_on_batch(images, class_maps)
         start = time.perf_counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 
-from m2nist_utils import artifacts, classifier, config, freeze, m2nist, mnist, segmenter, training
+from m2nist_utils import artifacts, classifier, config, freeze, m2nist, mnist, segmenter, stability, training
 
 import numpy as np
 import pytest
@@ -251,7 +251,7 @@ def test_a_collapsed_fcn_is_refused_not_cached(home, monkeypatch):
         model.set_weights([np.zeros_like(w) for w in model.get_weights()])
 
     monkeypatch.setattr(training, "train_fcn", collapse)
-    with pytest.raises(training.TrainingCollapsed):
+    with pytest.raises(stability.TrainingCollapsed):
         artifacts.load_or_create_fcn(source="sample")
     assert not artifacts.fcn_path().exists()
 
@@ -260,6 +260,6 @@ def test_save_fcn_refuses_a_collapsed_network_and_writes_nothing(home, monkeypat
     monkeypatch.setattr(classifier, "train_cnn", lambda model, *args, **kwargs: None)
     model = segmenter.build_fcn(artifacts.load_or_create_cnn(source="sample"))
     model.set_weights([np.zeros_like(w) for w in model.get_weights()])
-    with pytest.raises(training.TrainingCollapsed):
+    with pytest.raises(stability.TrainingCollapsed):
         artifacts.save_fcn(model, source="sample")
     assert not artifacts.fcn_path().exists() and not artifacts.fcn_frozen_path().exists()

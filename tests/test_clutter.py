@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m2nist_utils import artifacts, m2nist
+from m2nist_utils import artifacts, clutter, m2nist
 from m2nist_utils.__main__ import main as cli
 
 import numpy as np
@@ -132,8 +132,8 @@ def test_a_full_image_leaves_no_room_and_gets_no_fragment():
     digit = np.full((1, 28, 28), 200, np.uint8)
     pool = m2nist.DigitPool(digit, np.zeros(1, np.uint8))
     images = np.zeros((1, 64, 84), np.uint8)
-    class_maps = np.zeros((1, 64, 84), np.uint8)  # every pixel a digit's
-    m2nist.scatter_fragments(images, class_maps, pool, CLUTTER, np.random.default_rng(0))
+    digits = np.ones((1, 64, 84), bool)  # every pixel a digit's
+    clutter.scatter_fragments(images, digits, pool, CLUTTER, np.random.default_rng(0))
     assert not images.any()
 
 

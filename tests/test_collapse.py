@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m2nist_utils import m2nist, training
+from m2nist_utils import m2nist, stability, training
 from m2nist_utils.__main__ import main as cli
 from m2nist_utils._keras import keras
 
@@ -38,28 +38,30 @@ def images(pools):
 def test_background_everywhere_is_refused_by_name(images):
     logits = np.zeros(11)
     logits[10] = 1.0
-    with pytest.raises(training.TrainingCollapsed, match=r"class 10 \(background\) on 100\.0% of the pixels"):
-        training.check_not_collapsed(constant_model(logits), images)
+    with pytest.raises(
+        stability.TrainingCollapsed, match=r"class 10 \(background\) on 100\.0% of the pixels"
+    ):
+        stability.check_not_collapsed(constant_model(logits), images)
 
 
 def test_a_network_of_nan_weights_answers_class_0_and_is_refused(images):
-    with pytest.raises(training.TrainingCollapsed, match=r"class 0 \(digit 0\) on 100\.0%.*40 images"):
-        training.check_not_collapsed(constant_model(np.full(11, np.nan)), images)
+    with pytest.raises(stability.TrainingCollapsed, match=r"class 0 \(digit 0\) on 100\.0%.*40 images"):
+        stability.check_not_collapsed(constant_model(np.full(11, np.nan)), images)
 
 
 def test_a_working_network_passes_with_its_shares(images):
-    shares = training.check_not_collapsed(ink_model(), images)
+    shares = stability.check_not_collapsed(ink_model(), images)
     ink = (images > 0).mean()
     assert shares.sum() == pytest.approx(1.0)
     assert shares[1] == pytest.approx(ink, abs=1e-6) and shares[10] == pytest.approx(1 - ink, abs=1e-6)
     assert 0.9 < shares[10] < 0.97  # M2NIST's truth is about 94% background, below the 99% of a collapse
-    with pytest.raises(training.TrainingCollapsed):  # the limit is the share at which it refuses
-        training.check_not_collapsed(ink_model(), images, max_share=shares[10])
+    with pytest.raises(stability.TrainingCollapsed):  # the limit is the share at which it refuses
+        stability.check_not_collapsed(ink_model(), images, max_share=shares[10])
 
 
 def test_shares_pool_every_batch(images):
-    whole = training.predicted_shares(ink_model(), images)
-    assert np.allclose(training.predicted_shares(ink_model(), images, batch_size=7), whole)
+    whole = stability.predicted_shares(ink_model(), images)
+    assert np.allclose(stability.predicted_shares(ink_model(), images, batch_size=7), whole)
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m2nist_utils import m2nist, segmenter, training
+from m2nist_utils import m2nist, segmenter, stability, training
 from m2nist_utils._keras import keras
 
 import numpy as np
@@ -14,13 +14,13 @@ def rates(schedule, steps):
 
 
 def test_without_warm_up_the_rate_decays_from_its_peak_to_one_percent():
-    schedule = training.learning_rate_schedule(0.01, 100)
+    schedule = stability.learning_rate_schedule(0.01, 100)
     values = rates(schedule, [0, 50, 100, 150])
     assert values == pytest.approx([0.01, 0.00505, 1e-4, 1e-4], rel=1e-4)
 
 
 def test_warm_up_rises_linearly_to_the_peak_then_decays():
-    schedule = training.learning_rate_schedule(0.01, 100, warmup_steps=20)
+    schedule = stability.learning_rate_schedule(0.01, 100, warmup_steps=20)
     values = rates(schedule, [0, 10, 20, 60, 100])
     assert values == pytest.approx([0.0, 0.005, 0.01, 0.00505, 1e-4], rel=1e-4, abs=1e-9)
 
@@ -28,7 +28,7 @@ def test_warm_up_rises_linearly_to_the_peak_then_decays():
 @pytest.mark.parametrize("warmup", [-1, 100, 101])
 def test_a_warm_up_as_long_as_the_run_is_refused(warmup):
     with pytest.raises(ValueError, match=f"warm-up of {warmup} steps: expected fewer than the run's 100"):
-        training.learning_rate_schedule(0.01, 100, warmup_steps=warmup)
+        stability.learning_rate_schedule(0.01, 100, warmup_steps=warmup)
 
 
 class Rates(keras.callbacks.Callback):
@@ -55,16 +55,16 @@ def test_train_fcn_warms_up_and_clips(pools):
 
 def test_range_test_records_each_batch_as_the_rate_rises(pools):
     model = segmenter.build_fcn(width=4)
-    rates_, losses = training.lr_range_test(
-        model, pools["train"], start=1e-4, stop=1e-2, steps=6, batch_size=4, stream="numpy", diverged=1e9
-    )
+    batches = training.training_data(pools["train"], 6 * 4, 4, stream="numpy")
+    rates_, losses = stability.lr_range_test(model, batches, steps=6, start=1e-4, stop=1e-2, diverged=1e9)
     assert rates_ == pytest.approx(1e-4 * 100 ** (np.arange(6) / 6))
     assert len(losses) == 6 and np.isfinite(losses).all()
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-2)  # the rate after the last batch
 
 
 def test_range_test_recovers_each_batch_loss_from_keras_running_mean():
     """Keras reports the epoch's running mean: batch losses 1, 3, 2 are reported as 1, 2, 2."""
-    recorder = training._BatchLosses(diverged=1e9)
+    recorder = stability._BatchLosses(diverged=1e9)
     recorder.set_model(keras.Sequential())
     for batch, mean in enumerate([1.0, 2.0, 2.0]):
         recorder.on_train_batch_end(batch, {"loss": mean})
@@ -73,7 +73,7 @@ def test_range_test_recovers_each_batch_loss_from_keras_running_mean():
 
 def feed(losses, diverged=4.0) -> bool:
     """Whether the range test's recorder stops training, fed these batch losses as Keras reports them."""
-    recorder, model = training._BatchLosses(diverged), keras.Sequential()
+    recorder, model = stability._BatchLosses(diverged), keras.Sequential()
     recorder.set_model(model)
     model.stop_training = False
     for batch in range(len(losses)):

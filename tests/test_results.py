@@ -67,6 +67,8 @@ ALLOWED: dict[str, str] = {
     "Share Alike 3.0": "the version of MNIST's licence, CC BY-SA 3.0",
     "CC BY-SA 3.0": "the version of MNIST's licence",
     "Apache License 2.0": "the version of the keras-io licence",
+    "Mnih et al. (2014": "the year of the paper that introduced cluttered MNIST (notebook 09)",
+    "Smith, 2017": "the year of the paper that introduced the learning-rate range test (notebook 09)",
 }
 #: Figures quoted from outside the series, with the words that name them (as for ALLOWED) -> citation (where a
 #: reader can check it).
