@@ -47,8 +47,8 @@ def scatter_fragments(
     A fragment goes where its whole square is background, ``gap`` or more background pixels from any digit
     ink and never touching one even with ``gap`` 0 (a stroke touching a digit would change the digit's
     shape); its corner is drawn uniformly among the places that allow it, and an image without one gets no
-    fragment. Fragments may overlap one another (the brighter pixel wins). ``class_maps`` tells digit from
-    background.
+    fragment. Fragments may overlap one another (the brighter pixel wins). ``digits`` (bool, the shape of
+    ``images``) marks the digit pixels: ``class_maps != BACKGROUND``.
     """
     if clutter.fragments < 0 or not 1 <= clutter.size <= 28:
         raise ValueError(f"clutter needs fragments >= 0 and a size of 1 to 28 pixels, got {tuple(clutter)}")
