@@ -125,7 +125,7 @@ def load_or_create_split(
     Rebuilt when missing, unreadable or made with other settings, so any notebook can call this first
     thing. Each split draws only from its own digit pool, with its own seed. ``n_images`` defaults to
     ``config.N_IMAGES[split]`` (smaller in quick mode). With ``clutter`` the same digits get fragments on
-    their background (:class:`m2nist.Clutter`), cached as ``m2nist_<split>_clutter.npz``.
+    their background (:class:`m2nist.Clutter`), cached as ``m2nist_<split>_clutter<fragments>x<size>.npz``.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected 'train', 'val' or 'test'")
@@ -150,7 +150,7 @@ def load_or_create_split(
         with np.load(path, allow_pickle=False) as f:
             return Split(f["images"], f["class_maps"], f["sources"])
 
-    name = split if clutter is None else f"{split}_clutter"
+    name = split if clutter is None else f"{split}_clutter{clutter.fragments}x{clutter.size}"
     return load_or_create(dataset_path(name, folder), key, create, save, load)
 
 

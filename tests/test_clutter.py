@@ -140,7 +140,13 @@ def test_a_full_image_leaves_no_room_and_gets_no_fragment():
 def test_cluttered_split_is_cached_beside_the_clean_one(tmp_path):
     clean = artifacts.load_or_create_split("val", 12, source="sample", folder=tmp_path)
     cluttered = artifacts.load_or_create_split("val", 12, source="sample", folder=tmp_path, clutter=CLUTTER)
-    assert artifacts.dataset_path("val_clutter", tmp_path).is_file()
+    assert artifacts.dataset_path("val_clutter6x8", tmp_path).is_file()
+    harder = artifacts.load_or_create_split(
+        "val", 12, source="sample", folder=tmp_path, clutter=m2nist.Clutter(9, 5)
+    )
+    assert artifacts.dataset_path("val_clutter9x5", tmp_path).is_file() and not np.array_equal(
+        harder.images, cluttered.images
+    )
     assert np.array_equal(cluttered.class_maps, clean.class_maps) and background_ink(cluttered).any()
     again = artifacts.load_or_create_split("val", 12, source="sample", folder=tmp_path)
     assert np.array_equal(again.images, clean.images)
