@@ -15,6 +15,11 @@ re-checks only the survivors (after adding tests), ``--targets arrays metrics`` 
 files (:data:`TARGET_TESTS`): mutmut runs only the tests it saw reach a function, and it misses the tests that
 read a module-scoped fixture built during another test; a survivor they kill counts as killed, and says so.
 Targets not run keep their committed rows in the results file (``mutants/`` is lost with a fresh checkout).
+
+Resumable across checkouts: after every run (and ``--report``) each mutant's result, each function's hash and
+the confirmed survivors go to ``results/mutation_state.json``; before a run they are written back into a
+fresh ``mutants/`` for every file whose source is unchanged since, and mutmut keeps the result of every
+mutant whose function it finds unchanged. ``--resume`` then checks only what is left.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse
 import collections
 import datetime
 import fnmatch
+import hashlib
 import json
 import os
 import shutil
@@ -31,11 +37,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from m2nist_utils import results
+from m2nist_utils import config, files, results
 
 REPO = Path(__file__).resolve().parent.parent
 
 MUTMUT = str(Path(sys.executable).with_name("mutmut"))
+#: mutmut's results, kept beside the score (``mutants/`` is git-ignored and lost with a checkout).
+STATE = "mutation_state.json"
 
 #: Target -> the mutants it holds (mutmut names them module.x_function__mutmut_N; shell-style patterns).
 TARGETS: dict[str, list[str]] = {
@@ -238,6 +246,83 @@ def merged_modules(statuses: dict[str, str], targets: list[str], commit: str) ->
     return modules
 
 
+def still_to_check(
+    statuses: dict[str, str], patterns: list[str], wanted: set[str], unknown_whole: bool
+) -> list[str]:
+    """The names of the mutants matching ``patterns`` whose status is in ``wanted``; a pattern no known mutant
+    matches (its file was never run, or changed since) stays whole when ``unknown_whole``.
+
+    mutmut checks every mutant it is given by name or pattern, done or not: name only the ones wanted.
+    """
+    names = []
+    for pattern in patterns:
+        known = matching(statuses, [pattern])
+        if known:
+            names += [n for n in known if statuses[n] in wanted]
+        elif unknown_whole:
+            names.append(pattern)
+    return names
+
+
+def source_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes: a restored result must come from the same source."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_state() -> Path:
+    """Keep what ``mutants/`` holds in ``results/mutation_state.json``: per mutated file, its source's digest,
+    each mutant's exit code and each function's hash (mutmut's own records), and the confirmed survivors."""
+    mutants = REPO / "mutants"
+    state: dict[str, object] = {"mode": config.mode(), "files": {}, "confirmed": {}}
+    for meta in sorted(mutants.glob("m2nist_utils/*.py.meta")):
+        source = meta.relative_to(mutants).with_suffix("")
+        data = json.loads(meta.read_text())
+        state["files"][source.as_posix()] = {
+            "source_sha256": source_digest(REPO / source),
+            "exit_code_by_key": data["exit_code_by_key"],
+            "hash_by_function_name": data["hash_by_function_name"],
+        }
+    if (mutants / "confirmed.json").exists():
+        state["confirmed"] = json.loads((mutants / "confirmed.json").read_text())
+    text = json.dumps(state, indent=1, sort_keys=True) + "\n"
+    return files.atomic_save(REPO / "results" / STATE, lambda f: f.write(text.encode()))
+
+
+def restore_state() -> list[str]:
+    """Write the kept results back into ``mutants/`` where it has none: the meta file of each source file
+    unchanged since (same digest) and the confirmed survivors of those files. Returns the files restored.
+
+    mutmut regenerates the mutants beside a restored meta file and keeps each result whose function's hash
+    it finds unchanged, so a fresh checkout resumes where the last run stopped.
+    """
+    path = REPO / "results" / STATE
+    if not path.exists():
+        return []
+    state = json.loads(path.read_text())
+    restored = []
+    for source, kept in state["files"].items():
+        meta = REPO / "mutants" / f"{source}.meta"
+        if meta.exists() or source_digest(REPO / source) != kept["source_sha256"]:
+            continue
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        # The keys mutmut's meta file must hold; durations are re-measured by the run.
+        record = {
+            "exit_code_by_key": kept["exit_code_by_key"],
+            "hash_by_function_name": kept["hash_by_function_name"],
+            "type_check_error_by_key": {},
+            "durations_by_key": {},
+            "estimated_durations_by_key": {},
+        }
+        meta.write_text(json.dumps(record, indent=4))
+        restored.append(source)
+    confirmed_path = REPO / "mutants" / "confirmed.json"
+    if restored and not confirmed_path.exists():
+        prefixes = tuple(Path(s).with_suffix("").as_posix().replace("/", ".") + "." for s in restored)
+        kept = {n: r for n, r in state["confirmed"].items() if n.startswith(prefixes)}
+        confirmed_path.write_text(json.dumps(kept, indent=1))
+    return restored
+
+
 def current_commit() -> str:
     """The checked-out commit (short hash), with ``+changes`` when the tree differs from it."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
@@ -256,12 +341,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     patterns = [pattern for target in args.targets for pattern in TARGETS[target]]
+    restored = restore_state()
+    if restored:
+        print(f"results kept from an earlier run restored for {', '.join(restored)}", flush=True)
     if args.resume or args.survivors:
         wanted = {"not checked"} if args.resume else SURVIVED
-        # mutmut checks every mutant it is given by name, done or not: name only the ones wanted.
-        if (REPO / "mutants").exists():
-            statuses = read_statuses()
-            patterns = [n for n in matching(statuses, patterns) if statuses[n] in wanted]
+        statuses = read_statuses() if (REPO / "mutants").exists() else {}
+        patterns = still_to_check(statuses, patterns, wanted, unknown_whole=args.resume)
     if not args.report and not args.confirm and patterns:  # one run: it first runs the fast lane for stats
         run_mutmut(patterns)
     statuses = read_statuses()
@@ -270,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
             n for n in matching(statuses, patterns) if statuses[n] in SURVIVED and n not in EQUIVALENT
         ]
         confirm(survivors)
+    save_state()
     statuses = with_confirmed(statuses)
     modules = merged_modules(statuses, args.targets, commit=current_commit())
     record = {
