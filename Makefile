@@ -104,10 +104,11 @@ clutter: install
 	$(BIN)/python benchmarks/clutter.py
 
 ## The mutation score (mutmut) of metrics, m2nist, pipeline, arrays and the losses, against the fast lane:
-## results/mutation.json and a table. About an hour and a half on 2 CPU cores; benchmarks/mutation.py
-## --resume goes on after an interruption, --survivors re-checks the survivors after new tests.
+## results/mutation.json and a table. About three hours on 2 CPU cores; resumable, even from a fresh checkout
+## (results/mutation_state.json keeps each mutant's result; a changed source file is checked again).
+## benchmarks/mutation.py --survivors re-checks the survivors after new tests, --confirm against whole files.
 mutation: install
-	$(BIN)/python benchmarks/mutation.py
+	$(BIN)/python benchmarks/mutation.py --resume
 
 ## A seeded Optuna grid of learning rate x batch size x width at a short budget, 24 trials (notebook 07):
 ## results/sweep.json (and its journal, results/sweep.journal). About 15 minutes on 2 CPU cores; resumable.

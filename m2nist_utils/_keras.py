@@ -6,10 +6,12 @@ start-up messages; on the others TensorFlow is never imported, and need not be i
 
 - :data:`BACKEND`, :func:`on_tensorflow`: which backend runs.
 - :func:`require_tensorflow`: one clear error for a TensorFlow-only step on another backend.
+- :func:`model_scope`: where a model is compiled and fitted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 #: The Keras backend of this process, read as Keras reads it (before Keras is imported).
@@ -33,3 +35,9 @@ def require_tensorflow(what: str) -> None:
         raise RuntimeError(
             f"{what} needs TensorFlow; Keras runs on {keras.backend.backend()} here (KERAS_BACKEND)"
         )
+
+
+def model_scope(model):
+    """Where ``model`` is compiled and fitted: the ``tf.distribute`` scope it was built in (its variables
+    live there), or nothing on another backend."""
+    return model.distribute_strategy.scope() if on_tensorflow() else contextlib.nullcontext()

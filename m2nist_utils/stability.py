@@ -10,11 +10,9 @@ and a check that refuses a collapsed network.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
-from ._keras import keras, on_tensorflow
+from ._keras import keras, model_scope
 from .m2nist import N_CLASSES, to_input
 from .segmenter import compiled_predictor
 
@@ -36,12 +34,13 @@ class _BatchLosses(keras.callbacks.Callback):
 
     def __init__(self, diverged: float):
         super().__init__()
-        self.diverged, self.losses = diverged, []
+        self.diverged, self.losses, self._total = diverged, [], 0.0
 
     def on_train_batch_end(self, batch, logs=None):
-        mean = float(logs["loss"])
         # The running mean after k equal batches is the sum of their losses / k.
-        loss = mean * (batch + 1) - sum(self.losses[len(self.losses) - batch :]) if batch else mean
+        total = float(logs["loss"]) * (batch + 1)
+        loss = total - self._total if batch else total
+        self._total = total
         self.losses.append(loss)
         if not np.isfinite(loss) or loss > self.diverged * min(self.losses):
             self.model.stop_training = True
@@ -73,9 +72,7 @@ def lr_range_test(
     """
     schedule = keras.optimizers.schedules.ExponentialDecay(start, steps, stop / start)
     recorder = _BatchLosses(diverged)
-    # A model built in a tf.distribute scope is compiled and fitted there (its variables live there).
-    scope = model.distribute_strategy.scope() if on_tensorflow() else contextlib.nullcontext()
-    with scope:
+    with model_scope(model):
         model.compile(
             optimizer=keras.optimizers.Adam(schedule),
             loss=loss or keras.losses.SparseCategoricalCrossentropy(),

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import config
-from ._keras import keras, on_tensorflow, require_tensorflow
+from ._keras import keras, model_scope, on_tensorflow, require_tensorflow
 from .m2nist import N_CLASSES, Clutter, to_input
 from .mnist import DigitPool
 from .segmenter import build_fcn, digits_only_loss, evaluate_fcn
@@ -189,12 +189,6 @@ def compile_fcn(
             loss=loss or _default_loss(model.output_shape[-1]),
             jit_compile=jit_compile,
         )
-
-
-def model_scope(model: keras.Model):
-    """Where ``model`` is compiled and fitted: the ``tf.distribute`` scope it was built in (its variables
-    live there), or nothing on another backend."""
-    return model.distribute_strategy.scope() if on_tensorflow() else contextlib.nullcontext()
 
 
 def _default_loss(n_classes: int):
