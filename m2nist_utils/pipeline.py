@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from ._tf import tf
+from .clutter import Clutter, scatter_fragments
 from .m2nist import BACKGROUND, HEIGHT, MAX_DIGITS, PIXEL_MAX, WIDTH, ink_boxes
 from .mnist import DigitPool
 from .stream import DIGIT, ROTATION, SCALE, SHEAR, sampling_rows
@@ -32,6 +33,8 @@ CHUNK_IMAGES = 256
 # Ink boxes never overlap, so a canvas pixel sums at most one digit's entry and both parts decode exactly.
 _SHIFT = 8
 _CODE = float(1 << _SHIFT)
+#: The number a chunk's key is folded with for its clutter: a stream apart from the scenes' own.
+_CLUTTER_STREAM = 1 << 20
 
 
 def training_dataset(
@@ -43,6 +46,7 @@ def training_dataset(
     distort: bool = False,
     max_digits: int = MAX_DIGITS,
     gap: int = 1,
+    clutter: Clutter | None = None,
 ) -> tf.data.Dataset:
     """Training batches of images float32 (B, 64, 84, 1) in [0, 1] and class maps int32 (B, 64, 84).
 
@@ -58,8 +62,12 @@ def training_dataset(
         distort: rotate (up to 12 degrees), scale (10%) and shear (0.2) every placed digit afresh.
         max_digits, gap: each image holds 1..max_digits distinct pool digits, their ink boxes at least
             ``gap`` pixels apart, as in :func:`m2nist_utils.m2nist.compose_images`.
+        clutter: fragments of the pool's digits on the background (``clutter.scatter_fragments``, NumPy in
+            the parallel map, seeded apart from the scenes: the clean dataset's scenes, fragments added).
     """
-    return _batches(pool, images_per_epoch, batch_size, fresh, seed, distort, max_digits, gap, plan=False)
+    return _batches(
+        pool, images_per_epoch, batch_size, fresh, seed, distort, max_digits, gap, plan=False, clutter=clutter
+    )
 
 
 def training_scenes(
@@ -84,7 +92,7 @@ def training_scenes(
 
 
 def _batches(
-    pool, images_per_epoch, batch_size, fresh, seed, distort, max_digits, gap, plan
+    pool, images_per_epoch, batch_size, fresh, seed, distort, max_digits, gap, plan, clutter=None
 ) -> tf.data.Dataset:
     _check_arguments(pool, images_per_epoch, batch_size, max_digits, gap)
     steps = -(-images_per_epoch // batch_size)
@@ -100,7 +108,10 @@ def _batches(
     def draw(epoch, index):
         key = _fold(_fold(tf.constant([seed, 0], tf.int64), epoch), index)
         size = tf.cast(tf.minimum(tf.constant(chunk, tf.int64), images_per_epoch - index * chunk), tf.int32)
-        return _draw_batch(digits, labels, boxes, key, size, distort, max_digits, gap, plan)
+        batch = _draw_batch(digits, labels, boxes, key, size, distort, max_digits, gap, plan)
+        return (
+            batch if clutter is None else _cluttered(*batch, _fold(key, _CLUTTER_STREAM), pool, clutter, gap)
+        )
 
     if fresh:
         # The epoch number lives in the pipeline, so each new iterator (one per Keras epoch) takes the next
@@ -198,6 +209,19 @@ def _draw_batch(digits, labels, pool_boxes, key, size, distort, max_digits, gap,
         "boxes": all_boxes,
         "corners": corners,
     }
+
+
+def _cluttered(images, class_maps, key, pool, clutter, gap):
+    """(images, class maps) with fragments on the images' background: NumPy, seeded by ``key``."""
+
+    def scatter(images, class_maps, key):
+        pixels = np.rint(images[..., 0] * PIXEL_MAX).astype(np.uint8)  # exact: images hold grey level / 255
+        rng = np.random.default_rng(key.astype(np.uint64))
+        scatter_fragments(pixels, class_maps != BACKGROUND, pool, clutter, rng, gap)
+        return (pixels.astype(np.float32) / PIXEL_MAX)[..., None]
+
+    cluttered = tf.numpy_function(scatter, [images, class_maps, key], tf.float32, stateful=False)
+    return tf.ensure_shape(cluttered, images.shape), class_maps
 
 
 def _distinct_indices(n, size, count, key) -> tf.Tensor:

@@ -63,10 +63,9 @@ def crops(pool: m2nist.DigitPool, size: int) -> set[bytes]:
     return {w.tobytes() for w in windows.reshape(-1, size, size)}
 
 
-def test_fragments_are_crops_of_the_images_own_pool_only(pools):
-    """A test image's clutter is cut from test digits: every fragment is a window of a test-pool digit."""
-    data = m2nist.compose_images(pools["test"], 30, seed=1, clutter=m2nist.Clutter(1, 8))
-    own, other = crops(pools["test"], 8), crops(pools["train"], 8)
+def one_fragment_sources(data: m2nist.Split, own: set[bytes], other: set[bytes]) -> tuple[int, int, int]:
+    """Of images holding one 8x8 fragment: how many are windows of ``own``'s digits, of ``other``'s, and
+    how many images hold background ink at all."""
     in_own = in_other = 0
     for image, ink in zip(data.images, background_ink(data)):
         ys, xs = np.nonzero(ink)
@@ -81,7 +80,14 @@ def test_fragments_are_crops_of_the_images_own_pool_only(pools):
         windows = [image[y : y + 8, x : x + 8].tobytes() for y, x in origins]
         in_own += any(w in own for w in windows)
         in_other += any(w in other for w in windows)
-    assert in_own == int(background_ink(data).any(axis=(1, 2)).sum()) > 20
+    return in_own, in_other, int(background_ink(data).any(axis=(1, 2)).sum())
+
+
+def test_fragments_are_crops_of_the_images_own_pool_only(pools):
+    """A test image's clutter is cut from test digits: every fragment is a window of a test-pool digit."""
+    data = m2nist.compose_images(pools["test"], 30, seed=1, clutter=m2nist.Clutter(1, 8))
+    in_own, in_other, with_ink = one_fragment_sources(data, crops(pools["test"], 8), crops(pools["train"], 8))
+    assert in_own == with_ink > 20
     assert in_other < in_own / 2  # the check can tell the pools apart
 
 
@@ -177,11 +183,40 @@ def test_the_training_stream_draws_cluttered_images_every_epoch(pools):
     assert ((data.images > 0) & (data.class_maps == m2nist.BACKGROUND)).any()
 
 
-def test_tf_data_refuses_clutter_by_name(pools):
-    from m2nist_utils import training
+def first_batches(dataset, n=2):
+    return [tuple(np.asarray(t) for t in batch) for batch in dataset.take(n)]
 
-    with pytest.raises(ValueError, match="clutter is composed by the NumPy stream only"):
-        training.training_data(pools["train"], 8, 4, stream="tf.data", clutter=CLUTTER)
+
+def test_the_tf_data_pipeline_scatters_fragments_on_the_clean_scenes_only(pools):
+    from m2nist_utils import pipeline, training
+
+    args = (pools["train"], 16, 8)
+    clean = first_batches(pipeline.training_dataset(*args, seed=3, distort=True))
+    data = training.training_data(*args, seed=3, distort=True, stream="tf.data", clutter=CLUTTER)
+    cluttered = first_batches(data)
+    for (clean_x, clean_y), (x, y) in zip(clean, cluttered):
+        assert np.array_equal(y, clean_y)  # the same scenes and masks
+        digit = y != m2nist.BACKGROUND
+        assert np.array_equal(x[..., 0][digit], clean_x[..., 0][digit])
+        added = x[..., 0] != clean_x[..., 0]
+        assert added.any(axis=(1, 2)).mean() > 0.9 and not (added & clutter.grow(digit, 1)).any()
+        assert np.array_equal(np.rint(x * 255) / 255, x)  # still whole grey levels
+    # The same seed gives the same fragments (their generator is seeded from the chunk's key).
+    again = first_batches(
+        training.training_data(*args, seed=3, distort=True, stream="tf.data", clutter=CLUTTER)
+    )
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(again, cluttered))
+
+
+def test_tf_data_fragments_come_from_the_pool_given(pools):
+    from m2nist_utils import pipeline
+
+    dataset = pipeline.training_dataset(pools["val"], 32, 32, seed=1, clutter=m2nist.Clutter(1, 8))
+    ((x, y),) = first_batches(dataset, 1)
+    data = m2nist.Split(np.rint(x[..., 0] * 255).astype(np.uint8), y, None)
+    in_own, in_other, with_ink = one_fragment_sources(data, crops(pools["val"], 8), crops(pools["train"], 8))
+    assert in_own == with_ink > 20
+    assert in_other < in_own / 2
 
 
 def test_the_clutter_benchmark_changes_one_thing_at_a_time():
