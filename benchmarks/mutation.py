@@ -107,7 +107,7 @@ EQUIVALENT: dict[str, str] = {
     "m2nist_utils.m2nist.x_generator_stats__mutmut_39": (
         "every image holds background (class 10), so bincount reaches 11 classes without minlength"
     ),
-    "m2nist_utils.m2nist.x_check_invariants__mutmut_32": (
+    "m2nist_utils.m2nist.x_check_invariants__mutmut_33": (
         "an unplaced slot's label only has to be no digit class: None compares unequal to 0..9 as 10 does"
     ),
     "m2nist_utils.m2nist.x__check_one_hot__mutmut_7": (
