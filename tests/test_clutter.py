@@ -138,10 +138,70 @@ def test_cluttered_invariants_catch_touching_clutter_and_missing_ink(pools):
 def test_a_full_image_leaves_no_room_and_gets_no_fragment():
     digit = np.full((1, 28, 28), 200, np.uint8)
     pool = m2nist.DigitPool(digit, np.zeros(1, np.uint8))
-    images = np.zeros((1, 64, 84), np.uint8)
-    digits = np.ones((1, 64, 84), bool)  # every pixel a digit's
+    images = np.zeros((2, 64, 84), np.uint8)
+    digits = np.zeros((2, 64, 84), bool)
+    digits[0] = True  # every pixel of the first image a digit's; the second one empty
     clutter.scatter_fragments(images, digits, pool, CLUTTER, np.random.default_rng(0))
-    assert not images.any()
+    assert not images[0].any() and images[1].any()  # the full image is skipped, not the rest
+
+
+def test_a_fragment_as_large_as_a_digit_is_allowed():
+    pool = m2nist.DigitPool(np.full((1, 28, 28), 9, np.uint8), np.zeros(1, np.uint8))
+    images = np.zeros((1, 64, 84), np.uint8)
+    clutter.scatter_fragments(
+        images, np.zeros_like(images, bool), pool, m2nist.Clutter(1, 28), np.random.default_rng(0)
+    )
+    assert (images == 9).sum() == 28 * 28
+
+
+@pytest.mark.parametrize("size", [8, 5])
+@pytest.mark.parametrize("y, x", [(10, 10), (0, 0), (27, 27), (3, 25)])
+def test_a_fragment_is_centred_on_an_ink_pixel_where_the_frame_allows(size, y, x):
+    digit = np.zeros((28, 28), np.uint8)
+    digit[y, x] = 1  # the faintest ink is ink
+    crop = clutter._fragment(digit, size, np.random.default_rng(0))
+    top, left = (int(np.clip(v - size // 2, 0, 28 - size)) for v in (y, x))
+    assert crop.shape == (size, size) and crop[y - top, x - left] == 1
+    if size // 2 <= min(y, x) and max(y, x) < 28 - size + size // 2:
+        assert crop[size // 2, size // 2] == 1  # in the middle when the frame allows
+
+
+def test_a_digit_without_ink_gives_a_blank_fragment():
+    crop = clutter._fragment(np.zeros((28, 28), np.uint8), 8, np.random.default_rng(0))
+    assert crop.shape == (8, 8) and not crop.any()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 3), st.integers(1, 9))
+def test_grow_and_box_any_match_their_definitions(seed, radius, size):
+    mask = np.random.default_rng(seed).random((2, 12, 15)) < 0.05
+    grown = clutter.grow(mask, radius)
+    padded = np.pad(mask, ((0, 0), (radius, radius), (radius, radius)))
+    expected = np.zeros_like(mask)
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            expected |= padded[:, dy : dy + 12, dx : dx + 15]
+    assert np.array_equal(grown, expected)
+    boxes = clutter._box_any(mask[0], size)
+    brute = [
+        [mask[0, y : y + size, x : x + size].any() for x in range(15 - size + 1)]
+        for y in range(12 - size + 1)
+    ]
+    assert np.array_equal(boxes, np.array(brute, bool).reshape(boxes.shape))
+
+
+def test_fragments_may_come_two_pixels_from_a_digit_by_default(pools):
+    """The default gap is one background pixel between a fragment's square and any digit."""
+    data = m2nist.compose_images(pools["val"], 60, seed=4)
+    images = data.images.copy()
+    digits = data.class_maps != m2nist.BACKGROUND
+    clutter.scatter_fragments(images, digits, pools["val"], CLUTTER, np.random.default_rng(4))
+    nearest = min(
+        distance_to_digits(class_map, np.argwhere((image > 0) & ~digit)).min()
+        for image, class_map, digit in zip(images, data.class_maps, digits)
+        if (image[~digit] > 0).any() and digit.any()
+    )
+    assert nearest == 2
 
 
 def test_cluttered_split_is_cached_beside_the_clean_one(tmp_path):
