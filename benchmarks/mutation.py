@@ -176,6 +176,17 @@ def score(statuses: dict[str, str], patterns: list[str]) -> dict[str, object]:
     }
 
 
+def confirmed_path() -> Path:
+    """Where :func:`confirm` keeps its verdicts, beside mutmut's own results."""
+    return REPO / "mutants" / "confirmed.json"
+
+
+def read_confirmed() -> dict[str, str]:
+    """{mutant: "killed" or "survived"} of the survivors :func:`confirm` ran, or none."""
+    path = confirmed_path()
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def confirm(survivors: list[str]) -> dict[str, str]:
     """Run each survivor against its target's test files whole (the current ones, copied into mutants/).
 
@@ -185,8 +196,8 @@ def confirm(survivors: list[str]) -> dict[str, str]:
     {mutant: "killed" or "survived"}; kept in ``mutants/confirmed.json``.
     """
     shutil.copytree(REPO / "tests", REPO / "mutants" / "tests", dirs_exist_ok=True)
-    path = REPO / "mutants" / "confirmed.json"
-    confirmed = json.loads(path.read_text()) if path.exists() else {}
+    path = confirmed_path()
+    confirmed = read_confirmed()
     for name in survivors:
         target = next(t for t, patterns in TARGETS.items() if matching({name: ""}, patterns))
         with tempfile.TemporaryDirectory(prefix="m2nist-mutation-") as home:
@@ -217,8 +228,7 @@ def confirm(survivors: list[str]) -> dict[str, str]:
 def with_confirmed(statuses: dict[str, str]) -> dict[str, str]:
     """``statuses`` with each survivor that its target's whole test files killed (:func:`confirm`) as
     ``killed by its test files``."""
-    path = REPO / "mutants" / "confirmed.json"
-    confirmed = json.loads(path.read_text()) if path.exists() else {}
+    confirmed = read_confirmed()
     return {
         name: CONFIRMED if status in SURVIVED and confirmed.get(name) == "killed" else status
         for name, status in statuses.items()
@@ -273,7 +283,7 @@ def save_state() -> Path:
     """Keep what ``mutants/`` holds in ``results/mutation_state.json``: per mutated file, its source's digest,
     each mutant's exit code and each function's hash (mutmut's own records), and the confirmed survivors."""
     mutants = REPO / "mutants"
-    state: dict[str, object] = {"mode": config.mode(), "files": {}, "confirmed": {}}
+    state: dict[str, object] = {"mode": config.mode(), "files": {}}
     for meta in sorted(mutants.glob("m2nist_utils/*.py.meta")):
         source = meta.relative_to(mutants).with_suffix("")
         data = json.loads(meta.read_text())
@@ -282,8 +292,7 @@ def save_state() -> Path:
             "exit_code_by_key": data["exit_code_by_key"],
             "hash_by_function_name": data["hash_by_function_name"],
         }
-    if (mutants / "confirmed.json").exists():
-        state["confirmed"] = json.loads((mutants / "confirmed.json").read_text())
+    state["confirmed"] = read_confirmed()
     text = json.dumps(state, indent=1, sort_keys=True) + "\n"
     return files.atomic_save(REPO / "results" / STATE, lambda f: f.write(text.encode()))
 
@@ -315,11 +324,10 @@ def restore_state() -> list[str]:
         }
         meta.write_text(json.dumps(record, indent=4))
         restored.append(source)
-    confirmed_path = REPO / "mutants" / "confirmed.json"
-    if restored and not confirmed_path.exists():
+    if restored and not confirmed_path().exists():
         prefixes = tuple(Path(s).with_suffix("").as_posix().replace("/", ".") + "." for s in restored)
         kept = {n: r for n, r in state["confirmed"].items() if n.startswith(prefixes)}
-        confirmed_path.write_text(json.dumps(kept, indent=1))
+        confirmed_path().write_text(json.dumps(kept, indent=1))
     return restored
 
 
