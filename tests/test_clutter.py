@@ -269,6 +269,19 @@ def test_the_tf_data_pipeline_scatters_fragments_on_the_clean_scenes_only(pools)
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(again, cluttered))
 
 
+def test_tf_data_fragments_keep_the_gap_asked_for_and_the_image_shape(pools):
+    from m2nist_utils import pipeline
+
+    gap = 4
+    dataset = pipeline.training_dataset(pools["train"], 32, 32, seed=2, gap=gap, clutter=CLUTTER)
+    # Keras builds the model from the element spec: the NumPy scatter must not hide the images' shape.
+    assert dataset.element_spec[0].shape.as_list() == [None, 64, 84, 1]
+    ((x, y),) = first_batches(dataset, 1)
+    fragments = (x[..., 0] > 0) & (y == m2nist.BACKGROUND)
+    assert fragments.any(axis=(1, 2)).mean() > 0.5
+    assert not (fragments & clutter.grow(y != m2nist.BACKGROUND, gap)).any()
+
+
 def test_tf_data_fragments_come_from_the_pool_given(pools):
     from m2nist_utils import pipeline
 

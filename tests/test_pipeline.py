@@ -66,7 +66,6 @@ def test_contract_shapes_dtypes_and_steps(pool):
     assert set(np.unique(class_maps)) <= set(range(11)) and len(np.unique(class_maps)) > 5
 
 
-@pytest.mark.slow
 def test_same_seed_same_batches_other_seed_others(pool):
     first = batches(pipeline.training_dataset(pool, 600, seed=3, distort=True))
     # The same again on a single thread: the batches must not depend on who draws them.
@@ -81,7 +80,6 @@ def test_same_seed_same_batches_other_seed_others(pool):
         assert not np.array_equal(a, c)
 
 
-@pytest.mark.slow
 def test_fresh_scenes_every_pass_fixed_ones_repeat(pool):
     fresh = pipeline.training_dataset(pool, 64, fresh=True, distort=True)
     fixed = pipeline.training_dataset(pool, 64, fresh=False, distort=True)
@@ -152,7 +150,7 @@ def test_one_to_max_digits_per_image(pool, warped, max_digits):
 @pytest.mark.parametrize("gap", [0, 1, 4])
 def test_ink_boxes_gap_apart_and_inside_the_frame(pool, warped, gap):
     s = warped if gap == 1 else scenes(pool, n=200, max_digits=4, gap=gap, distort=True)
-    closest = []
+    closest, only_by = [], [[], [], [], []]
     for i in range(len(s["images"])):
         placed = [(*s["corners"][i, k], *s["boxes"][i, k, 2:]) for k in np.flatnonzero(s["sources"][i] >= 0)]
         for y, x, h, w in placed:
@@ -160,8 +158,24 @@ def test_ink_boxes_gap_apart_and_inside_the_frame(pool, warped, gap):
         for a, (y, x, h, w) in enumerate(placed):
             for py, px, ph, pw in placed[:a]:
                 # Background pixels between the boxes, along the axis where they are apart.
-                closest.append(max(py - (y + h), y - (py + ph), px - (x + w), x - (px + pw)))
+                # Background pixels between the boxes: this one above, below, left of, right of the other.
+                apart = (py - (y + h), y - (py + ph), px - (x + w), x - (px + pw))
+                closest.append(max(apart))
+                for side, pixels in enumerate(apart):
+                    if all(other < gap for s, other in enumerate(apart) if s != side):
+                        only_by[side].append(pixels)
     assert min(closest) == gap  # never closer, and the rule is not stricter than asked
+    # Nor stricter on any one side: boxes apart only above, only below, only left or only right come as
+    # close as the gap.
+    assert [min(by) for by in only_by] == [gap] * 4
+
+
+def test_boxes_reach_every_edge_of_the_frame(warped):
+    used = warped["sources"] >= 0
+    y, x = warped["corners"][used].T
+    h, w = warped["boxes"][used][:, 2:].T
+    assert (y == 0).any() and (x == 0).any()
+    assert (y + h == m2nist.HEIGHT).any() and (x + w == m2nist.WIDTH).any()
 
 
 def test_distortion_changes_every_digit_keeps_labels_and_ink_boxes(pool, plain, warped):
@@ -210,8 +224,20 @@ def test_bad_arguments_are_named(pool):
         pipeline.training_dataset(pool, 10, max_digits=7)
     with pytest.raises(ValueError, match=r"\(M, 28, 28\)"):
         pipeline.training_dataset(mnist.DigitPool(pool.images[:, :20], pool.labels), 10)
-    with pytest.raises(ValueError, match="gap"):
-        pipeline.training_dataset(pool, 10, gap=-1)
+    with pytest.raises(ValueError, match=r"got \(10, 28, 28\) and \(9,\)"):
+        pipeline.training_dataset(mnist.DigitPool(pool.images[:10], pool.labels[:9]), 10)
+    with pytest.raises(ValueError, match="2 digits cannot fill 3 distinct slots"):
+        pipeline.training_dataset(mnist.DigitPool(pool.images[:2], pool.labels[:2]), 10, max_digits=3)
+    for bad in ({"images_per_epoch": 0}, {"batch_size": 0}, {"gap": -1}):
+        with pytest.raises(ValueError, match="^need images_per_epoch >= 1, batch_size >= 1, gap >= 0, got"):
+            pipeline.training_dataset(pool, **{"images_per_epoch": 10, **bad})
+
+
+def test_the_smallest_arguments_allowed_draw_a_scene(pool):
+    # One image, in batches of one, from a pool with exactly as many digits as slots, no gap.
+    small = mnist.DigitPool(pool.images[:3], pool.labels[:3])
+    ((images, class_maps),) = batches(pipeline.training_dataset(small, 1, batch_size=1, max_digits=3, gap=0))
+    assert images.shape == (1, 64, 84, 1) and (class_maps != m2nist.BACKGROUND).any()
 
 
 def test_measure_throughput_counts_the_images_of_batches_after_the_warm_up(pool, monkeypatch):
