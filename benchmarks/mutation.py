@@ -62,7 +62,7 @@ TARGETS: dict[str, list[str]] = {
 TARGET_TESTS: dict[str, list[str]] = {
     "metrics": ["tests/test_metrics.py"],
     "m2nist": ["tests/test_m2nist.py", "tests/test_clutter.py"],
-    "pipeline": ["tests/test_pipeline.py", "tests/test_augmentation.py"],
+    "pipeline": ["tests/test_pipeline.py", "tests/test_augmentation.py", "tests/test_clutter.py"],
     "arrays": ["tests/test_arrays.py"],
     "losses": ["tests/test_losses.py"],
 }

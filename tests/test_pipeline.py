@@ -116,7 +116,7 @@ def test_digits_are_pool_digits_distinct_with_their_ink_boxes(pool, plain):
                     s["boxes"][i, k], m2nist.ink_boxes(pool.images[source : source + 1])[0]
                 )
             else:
-                assert not s["digits"][i, k].any()
+                assert source == -1 and not s["digits"][i, k].any()  # -1 marks an empty slot
     # Each digit's ink, cut out of the finished image at its corner, is the pool digit's ink.
     for i in range(len(s["images"])):
         for k in np.flatnonzero(s["sources"][i] >= 0):
@@ -191,6 +191,20 @@ def test_distortion_changes_every_digit_keeps_labels_and_ink_boxes(pool, plain, 
     # The plan is the same with and without distortion, the pixels not.
     np.testing.assert_array_equal(plain["sources"], warped["sources"])
     assert not np.array_equal(plain["images"], warped["images"])
+
+
+def test_a_blank_digit_distorted_gets_the_box_m2nist_gives_it(pool):
+    # Distorted digits are boxed by the pipeline itself; a blank one, beside digits with ink, gets the 1x1 box
+    # at the centre that m2nist.ink_boxes gives it.
+    blank = np.zeros((3, 28, 28), np.uint8)
+    mixed = mnist.DigitPool(np.concatenate([pool.images[:3], blank]), pool.labels[:6])
+    s = scenes(mixed, n=32, max_digits=3, distort=True)
+    used = s["sources"] >= 0
+    is_blank = used & (s["sources"] >= 3)
+    assert is_blank.any() and (used & ~is_blank).any()
+    np.testing.assert_array_equal(
+        s["boxes"][is_blank], np.repeat(m2nist.ink_boxes(blank[:1]), is_blank.sum(), 0)
+    )
 
 
 def test_distortion_as_strong_as_distort_digits(pool, warped):
