@@ -218,6 +218,32 @@ def test_distortion_as_strong_as_distort_digits(pool, warped):
     assert 0.9 < change / reference < 1.1
 
 
+def ink_moments(digits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per digit (N, 28, 28): its ink's principal axis (degrees), elongation (0 round .. 1 a line) and spread
+    (root mean square distance from its centre of mass)."""
+    d = digits.astype(float)
+    ys, xs = np.mgrid[: digits.shape[1], : digits.shape[2]]
+    mass = d.sum((1, 2))
+    dy = ys - ((d * ys).sum((1, 2)) / mass)[:, None, None]
+    dx = xs - ((d * xs).sum((1, 2)) / mass)[:, None, None]
+    a, b, c = ((d * v).sum((1, 2)) for v in (dx * dx, dy * dy, dx * dy))
+    axis = 0.5 * np.degrees(np.arctan2(2 * c, a - b))
+    return axis, np.sqrt((a - b) ** 2 + 4 * c**2) / (a + b), np.sqrt((a + b) / mass)
+
+
+def test_distortion_turns_both_ways_alike_and_apart_from_the_scale(pool, warped):
+    # The rotation, read from each elongated digit's principal axis: about as often one way as the other
+    # (a one-sided range moves the mean 5 degrees or more), and not tied to how much the digit grew (a
+    # rotation and scale drawn from one random number correlate below -0.4; apart, above 0).
+    used = warped["sources"] >= 0
+    axis, elongation, spread = ink_moments(pool.images[warped["sources"][used]])
+    warped_axis, _, warped_spread = ink_moments(warped["digits"][used])
+    clear = elongation > 0.3
+    turn = ((warped_axis - axis + 90) % 180 - 90)[clear]
+    assert clear.sum() > 300 and abs(turn.mean()) < 2.5
+    assert np.corrcoef(turn, (warped_spread / spread)[clear])[0, 1] > -0.2
+
+
 def test_placement_that_cannot_succeed_fails_loudly(pool, monkeypatch):
     monkeypatch.setattr(pipeline, "RESTARTS", 10)  # read when the graph is traced; 1,000 would take seconds
     dataset = pipeline.training_dataset(pool, 4, batch_size=4, max_digits=6, gap=70)
