@@ -7,13 +7,13 @@ Its settings are ``[tool.mutmut]`` in ``pyproject.toml``. The score of a module 
 survived), timeouts counted as killed (a mutant that makes the tests run over their time limit was noticed),
 and the mutants listed in :data:`EQUIVALENT` left out with the reason they cannot be killed.
 
-``make mutation`` checks every mutant of every target, :data:`TARGETS` (about an hour and a half on 2 CPU
-cores), then writes ``results/mutation.json`` and prints a table. mutmut keeps every mutant's result in
-``mutants/``: ``--resume`` checks only the mutants not checked yet (after an interruption), ``--survivors``
-re-checks only the survivors (after adding tests), ``--targets arrays metrics`` some targets, and
-``--report`` only reads what mutmut holds. ``--confirm`` runs each survivor against its target's whole test
-files (:data:`TARGET_TESTS`): mutmut runs only the tests it saw reach a function, and it misses the tests that
-read a module-scoped fixture built during another test; a survivor they kill counts as killed, and says so.
+``make mutation`` checks every mutant of every target, :data:`TARGETS` (hours on 2 CPU cores), then writes
+``results/mutation.json`` and prints a table. mutmut keeps every mutant's result in ``mutants/``: ``--resume``
+checks only the mutants not checked yet (after an interruption), ``--survivors`` re-checks only the survivors
+(after adding tests), ``--targets arrays metrics`` some targets, and ``--report`` only reads what mutmut
+holds. ``--confirm`` runs each survivor against every fast-lane test in its target's test files
+(:data:`TARGET_TESTS`): mutmut runs only the tests it saw reach a function, and it misses the tests that read
+a module-scoped fixture built during another test; a survivor they kill counts as killed, and says so.
 Targets not run keep their committed rows in the results file (``mutants/`` is lost with a fresh checkout).
 
 Resumable across checkouts: after every run (and ``--report``) each mutant's result, each function's hash and
@@ -58,7 +58,7 @@ TARGETS: dict[str, list[str]] = {
     ],
 }
 
-#: The test files of each target: a survivor is run against them whole (``--confirm``).
+#: The test files of each target: a survivor is run against all their fast-lane tests (``--confirm``).
 TARGET_TESTS: dict[str, list[str]] = {
     "metrics": ["tests/test_metrics.py"],
     "m2nist": ["tests/test_m2nist.py", "tests/test_clutter.py"],
@@ -208,7 +208,7 @@ EQUIVALENT: dict[str, str] = {
     ),
 }
 
-#: A survivor of mutmut's selected tests that its target's whole test files kill (see :func:`confirm`).
+#: A survivor of mutmut's selected tests that its target's test files kill (see :func:`confirm`).
 CONFIRMED = "killed by its test files"
 KILLED = {"killed", "timeout", CONFIRMED}
 SURVIVED = {"survived"}
@@ -310,7 +310,7 @@ def confirm(survivors: list[str]) -> dict[str, str]:
 
 
 def with_confirmed(statuses: dict[str, str]) -> dict[str, str]:
-    """``statuses`` with each survivor that its target's whole test files killed (:func:`confirm`) as
+    """``statuses`` with each survivor that its target's test files killed (:func:`confirm`) as
     ``killed by its test files``."""
     confirmed = read_confirmed()
     return {
@@ -429,7 +429,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="check only the mutants not checked yet")
     parser.add_argument("--survivors", action="store_true", help="re-check only the survivors")
     parser.add_argument(
-        "--confirm", action="store_true", help="run each survivor against its target's whole test files"
+        "--confirm",
+        action="store_true",
+        help="run each survivor against the fast lane of its target's test files",
     )
     args = parser.parse_args(argv)
     patterns = [pattern for target in args.targets for pattern in TARGETS[target]]
