@@ -157,12 +157,11 @@ def test_ink_boxes_gap_apart_and_inside_the_frame(pool, warped, gap):
             assert 0 <= y and y + h <= m2nist.HEIGHT and 0 <= x and x + w <= m2nist.WIDTH
         for a, (y, x, h, w) in enumerate(placed):
             for py, px, ph, pw in placed[:a]:
-                # Background pixels between the boxes, along the axis where they are apart.
                 # Background pixels between the boxes: this one above, below, left of, right of the other.
                 apart = (py - (y + h), y - (py + ph), px - (x + w), x - (px + pw))
                 closest.append(max(apart))
                 for side, pixels in enumerate(apart):
-                    if all(other < gap for s, other in enumerate(apart) if s != side):
+                    if all(between < gap for other, between in enumerate(apart) if other != side):
                         only_by[side].append(pixels)
     assert min(closest) == gap  # never closer, and the rule is not stricter than asked
     # Nor stricter on any one side: boxes apart only above, only below, only left or only right come as
