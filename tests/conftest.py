@@ -60,3 +60,11 @@ def fake_mnist() -> tuple[mnist.DigitPool, mnist.DigitPool]:
         return mnist.DigitPool(images, labels)
 
     return make(200), make(50)
+
+
+def centre_of_mass(images: np.ndarray) -> np.ndarray:
+    """float64 (N, 2): the (row, column) centre of each (N, 28, 28) digit's ink, weighted by grey level."""
+    yy, xx = np.mgrid[:28, :28]
+    mass = images.astype(np.float64)
+    total = mass.sum(axis=(1, 2))
+    return np.stack([(mass * yy).sum(axis=(1, 2)) / total, (mass * xx).sum(axis=(1, 2)) / total], axis=1)

@@ -10,6 +10,7 @@ from m2nist_utils.mnist import DigitPool
 import keras
 import numpy as np
 import pytest
+from conftest import centre_of_mass
 
 
 def margin_at_least(images: np.ndarray, margin: int) -> np.ndarray:
@@ -79,13 +80,6 @@ def digits(pools) -> DigitPool:
     """300 training digits of every class, in no particular order."""
     keep = np.random.default_rng(1).permutation(len(pools["train"].labels))[:300]
     return DigitPool(pools["train"].images[keep], pools["train"].labels[keep])
-
-
-def centre_of_mass(images: np.ndarray) -> np.ndarray:
-    yy, xx = np.mgrid[:28, :28]
-    mass = images.astype(np.float64)
-    total = mass.sum(axis=(1, 2))
-    return np.stack([(mass * yy).sum(axis=(1, 2)) / total, (mass * xx).sum(axis=(1, 2)) / total], axis=1)
 
 
 def test_distortion_changes_every_digit_keeps_labels_and_ink(digits):

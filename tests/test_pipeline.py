@@ -7,7 +7,7 @@ from m2nist_utils._tf import tf
 
 import numpy as np
 import pytest
-from conftest import sample_pools
+from conftest import centre_of_mass, sample_pools
 
 
 @pytest.fixture(scope="module")
@@ -221,10 +221,10 @@ def ink_moments(digits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per digit (N, 28, 28): its ink's principal axis (degrees), elongation (0 round .. 1 a line) and spread
     (root mean square distance from its centre of mass)."""
     d = digits.astype(float)
-    ys, xs = np.mgrid[: digits.shape[1], : digits.shape[2]]
+    ys, xs = np.mgrid[:28, :28]
     mass = d.sum((1, 2))
-    dy = ys - ((d * ys).sum((1, 2)) / mass)[:, None, None]
-    dx = xs - ((d * xs).sum((1, 2)) / mass)[:, None, None]
+    centre = centre_of_mass(digits)
+    dy, dx = ys - centre[:, 0, None, None], xs - centre[:, 1, None, None]
     a, b, c = ((d * v).sum((1, 2)) for v in (dx * dx, dy * dy, dx * dy))
     axis = 0.5 * np.degrees(np.arctan2(2 * c, a - b))
     return axis, np.sqrt((a - b) ** 2 + 4 * c**2) / (a + b), np.sqrt((a + b) / mass)
