@@ -67,6 +67,12 @@ TARGET_TESTS: dict[str, list[str]] = {
     "losses": ["tests/test_losses.py"],
 }
 
+
+def _same_reason(function: str, numbers: tuple[int, ...], reason: str) -> dict[str, str]:
+    """EQUIVALENT entries for several mutants of one mutmut function (``module.x_name``) with one reason."""
+    return {f"m2nist_utils.{function}__mutmut_{n}": reason for n in numbers}
+
+
 #: Mutants no test can kill, each with the reason: the mutated program behaves as the original does.
 EQUIVALENT: dict[str, str] = {
     "m2nist_utils.metrics.x_per_class_iou__mutmut_2": "astype(None) is astype(float64)",
@@ -125,86 +131,64 @@ EQUIVALENT: dict[str, str] = {
     "m2nist_utils.pipeline.x_measure_throughput__mutmut_11": (
         "an element's class maps have as many rows as its images: counting either counts the batch"
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_25": "a DigitPool's images are uint8: tf.constant infers uint8",
-    "m2nist_utils.pipeline.x__batches__mutmut_27": "a DigitPool's images are uint8: tf.constant infers uint8",
-    "m2nist_utils.pipeline.x__batches__mutmut_30": (
-        "labels in another integer type: gathered, plus one, cast to float32 alike"
+    **_same_reason(
+        "pipeline.x__batches", (25, 27), "a DigitPool's images are uint8: tf.constant infers uint8"
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_32": (
-        "labels in another integer type: gathered, plus one, cast to float32 alike"
+    **_same_reason(
+        "pipeline.x__batches",
+        (30, 32),
+        "labels in another integer type: gathered, plus one, cast to float32 alike",
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_41": (
-        "an int32 epoch number: _fold casts it to int64 before use"
+    **_same_reason(
+        "pipeline.x__batches", (41, 45, 63, 65), "an int32 epoch number: _fold casts it to int64 before use"
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_45": (
-        "an int32 epoch number: _fold casts it to int64 before use"
+    **_same_reason(
+        "pipeline.x__batches",
+        (42, 46, 50),
+        "the epoch counter only ever changes by assign_add; no model trains it",
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_63": (
-        "an int32 epoch number: _fold casts it to int64 before use"
+    **_same_reason("pipeline.x__batches", (43, 47, 51, 52), "the epoch counter's name is never read"),
+    **_same_reason(
+        "pipeline.x__batches",
+        (79, 82),
+        "a sequential map draws the same chunks in the same order, only slower",
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_65": (
-        "an int32 epoch number: _fold casts it to int64 before use"
+    **_same_reason(
+        "pipeline.x__batches", (80, 83), "map's deterministic defaults to the dataset option, which is True"
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_42": (
-        "the epoch counter only ever changes by assign_add; no model trains it"
+    **_same_reason(
+        "pipeline.x__batches",
+        (88,),
+        "prefetch's buffer size changes when batches are drawn, not what they hold",
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_46": (
-        "the epoch counter only ever changes by assign_add; no model trains it"
+    **_same_reason(
+        "pipeline.x__cut_into_batches", (13,), "every part of a chunk has the same length on axis 0"
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_50": (
-        "the epoch counter only ever changes by assign_add; no model trains it"
+    **_same_reason(
+        "pipeline.x__distinct_indices", (24,), "tf.sort's default axis -1 is axis 1 of the (size, k) stack"
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_43": "the epoch counter's name is never read",
-    "m2nist_utils.pipeline.x__batches__mutmut_47": "the epoch counter's name is never read",
-    "m2nist_utils.pipeline.x__batches__mutmut_51": "the epoch counter's name is never read",
-    "m2nist_utils.pipeline.x__batches__mutmut_52": "the epoch counter's name is never read",
-    "m2nist_utils.pipeline.x__batches__mutmut_79": (
-        "a sequential map draws the same chunks in the same order, only slower"
+    **_same_reason("pipeline.x_training_dataset", (14,), "plan=None is as false as plan=False"),
+    **_same_reason("pipeline.x__place", (116, 119), "int64 indices gather the same corners"),
+    **_same_reason(
+        "pipeline.x__place",
+        (65,),
+        "floor(u * room) < room for every u < 1 and room <= 85 in float64: the clamp never acts",
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_82": (
-        "a sequential map draws the same chunks in the same order, only slower"
+    **_same_reason("pipeline.x__place", (85,), "ok's two columns are always equal and only column 0 is read"),
+    **_same_reason(
+        "pipeline.x__place",
+        (182, 184),
+        "an int32 attempt number: compared with RESTARTS and cast to int64 by _fold",
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_80": (
-        "map's deterministic defaults to the dataset option, which is True"
+    **_same_reason(
+        "pipeline.x__cluttered",
+        (2,),
+        "float64 pixels hold the same whole grey levels; scatter_fragments writes uint8 values into either",
     ),
-    "m2nist_utils.pipeline.x__batches__mutmut_83": (
-        "map's deterministic defaults to the dataset option, which is True"
-    ),
-    "m2nist_utils.pipeline.x__batches__mutmut_88": (
-        "prefetch's buffer size changes when batches are drawn, not what they hold"
-    ),
-    "m2nist_utils.pipeline.x__cut_into_batches__mutmut_13": (
-        "every part of a chunk has the same length on axis 0"
-    ),
-    "m2nist_utils.pipeline.x__distinct_indices__mutmut_24": (
-        "tf.sort's default axis -1 is axis 1 of the (size, k) stack"
-    ),
-    "m2nist_utils.pipeline.x_training_dataset__mutmut_14": "plan=None is as false as plan=False",
-    "m2nist_utils.pipeline.x__place__mutmut_116": "int64 indices gather the same corners",
-    "m2nist_utils.pipeline.x__place__mutmut_119": "int64 indices gather the same corners",
-    "m2nist_utils.pipeline.x__place__mutmut_65": (
-        "floor(u * room) < room for every u < 1 and room <= 85 in float64: the clamp never acts"
-    ),
-    "m2nist_utils.pipeline.x__place__mutmut_85": (
-        "ok's two columns are always equal and only column 0 is read"
-    ),
-    "m2nist_utils.pipeline.x__place__mutmut_182": (
-        "an int32 attempt number: compared with RESTARTS and cast to int64 by _fold"
-    ),
-    "m2nist_utils.pipeline.x__place__mutmut_184": (
-        "an int32 attempt number: compared with RESTARTS and cast to int64 by _fold"
-    ),
-    "m2nist_utils.pipeline.x__cluttered__mutmut_2": (
-        "float64 pixels hold the same whole grey levels; scatter_fragments writes uint8 values into either"
-    ),
-    "m2nist_utils.pipeline.x__cluttered__mutmut_28": (
-        "the scatter is a pure function of its inputs: stateful only limits graph rewrites"
-    ),
-    "m2nist_utils.pipeline.x__cluttered__mutmut_32": (
-        "the scatter is a pure function of its inputs: stateful only limits graph rewrites"
-    ),
-    "m2nist_utils.pipeline.x__cluttered__mutmut_33": (
-        "the scatter is a pure function of its inputs: stateful only limits graph rewrites"
+    **_same_reason(
+        "pipeline.x__cluttered",
+        (28, 32, 33),
+        "the scatter is a pure function of its inputs: stateful only limits graph rewrites",
     ),
 }
 
